@@ -1,6 +1,8 @@
 """BIO tag helpers shared by prediction and metrics."""
 from __future__ import annotations
 
+import re
+
 
 def bio_to_spans(tags: list[str]) -> list[tuple[str, int, int]]:
     """Turn a BIO/IOB tag sequence into (type, start, end) word spans, end exclusive.
@@ -22,3 +24,44 @@ def bio_to_spans(tags: list[str]) -> list[tuple[str, int, int]]:
         if prefix in ("B", "I") and (starts_new or cur_type is None):
             cur_type, start = typ, i
     return spans
+
+
+_WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]")
+
+
+def split_words(text: str) -> list[tuple[int, int]]:
+    """Split raw text into word character spans (start, end): word runs and single punctuation.
+
+    This roughly matches CoNLL-style tokenisation, which is what token heads are trained on.
+    """
+    return [m.span() for m in _WORD.finditer(text)]
+
+
+def join_words(words: list[str]) -> tuple[str, list[tuple[int, int]]]:
+    """Join pre-split words with spaces; return the text and each word's character span."""
+    spans, pos = [], 0
+    for w in words:
+        spans.append((pos, pos + len(w)))
+        pos += len(w) + 1
+    return " ".join(words), spans
+
+
+def first_subtokens(offsets: list[tuple[int, int]], word_spans: list[tuple[int, int]]) -> list[int]:
+    """For each word, the index of its first sub-token, or -1 when truncation cut it off.
+
+    Sub-tokens are matched to words by character offsets, so this works for any fast
+    tokenizer; special tokens have empty (0, 0) offsets and are skipped.
+    """
+    result = [-1] * len(word_spans)
+    w = 0
+    for t, (s, e) in enumerate(offsets):
+        if e <= s:
+            continue
+        while w < len(word_spans) and word_spans[w][1] <= s:
+            w += 1
+        if w >= len(word_spans):
+            break
+        ws, we = word_spans[w]
+        if s < we and e > ws and result[w] == -1:
+            result[w] = t
+    return result

@@ -1,0 +1,104 @@
+"""The command line as a user runs it: a real subprocess, real exit codes, no tracebacks."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+
+def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "polyhead.cli", *args], input=stdin, capture_output=True, timeout=300
+    )
+
+
+def test_help_lists_commands():
+    out = run("--help")
+    assert out.returncode == 0
+    for cmd in ("encode", "predict", "info", "new"):
+        assert cmd in out.stdout.decode()
+    assert "--input" in run("predict", "--help").stdout.decode()
+
+
+def test_predict_prints_every_head_per_line(tiny_model_dir, tmp_path):
+    inputs = tmp_path / "in.txt"
+    inputs.write_text("Ada Lovelace lived in London.\nThe match was great\n\n", encoding="utf-8")
+    out = run("predict", str(tiny_model_dir), "--input", str(inputs), "--precision", "fp32")
+    assert out.returncode == 0, out.stderr.decode()
+    lines = [json.loads(x) for x in out.stdout.decode().splitlines()]
+    assert len(lines) == 3  # the empty line is a text too
+    assert lines[0]["text"] == "Ada Lovelace lived in London."
+    assert set(lines[0]["tasks"]) == {"topic", "ner"}
+    assert lines[0]["tasks"]["topic"]["label"] in ("sports", "politics", "tech")
+    assert "embedding" not in lines[0]
+
+
+def test_predict_from_stdin_with_embeddings(tiny_model_dir):
+    out = run("predict", str(tiny_model_dir), "--embeddings", "--tasks", "topic", stdin=b"one\ntwo\n")
+    assert out.returncode == 0, out.stderr.decode()
+    lines = [json.loads(x) for x in out.stdout.decode().splitlines()]
+    assert len(lines) == 2 and len(lines[1]["embedding"]) == 32 and set(lines[1]["tasks"]) == {"topic"}
+
+
+def test_info(tiny_model_dir):
+    out = run("info", str(tiny_model_dir))
+    assert out.returncode == 0
+    text = out.stdout.decode()
+    assert "topic" in text and "sports, politics, tech" in text and "pooling=mean" in text
+    data = json.loads(run("info", str(tiny_model_dir), "--json").stdout)
+    assert [t["name"] for t in data["tasks"]] == ["topic", "ner", "sts"]
+
+
+@pytest.mark.parametrize(
+    "args,stdin,message",
+    [
+        (("predict", "/nonexistent/model", "x"), None, "is not a folder"),
+        (("predict", "{model}"), b"", "input is empty"),
+        (("predict", "{model}", "--tasks", "nope", "x"), None, "unknown task"),
+        (("info", "{tmp}"), None, "not a polyhead model"),
+        (("predict", "{model}", "--input", "{bad}"), None, "not UTF-8"),
+        (("predict", "{model}", "--input", "/no/such/file"), None, "does not exist"),
+    ],
+)
+def test_bad_input_gives_one_line_error(tiny_model_dir, tmp_path, args, stdin, message):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"ok line\n\xff\xfe broken\n")
+    args = [a.format(model=tiny_model_dir, tmp=tmp_path, bad=bad) for a in args]
+    out = run(*args, stdin=stdin if stdin is not None else b"")
+    err = out.stderr.decode()
+    assert out.returncode != 0
+    assert message in err, err
+    assert "Traceback" not in err
+
+
+def test_encode_npy_and_jsonl(tmp_path):
+    npy = tmp_path / "v.npy"
+    out = run("encode", "hello world", "", "a third text", "--output", str(npy), "--precision", "fp32")
+    assert out.returncode == 0, out.stderr.decode()
+    arr = np.load(npy)
+    assert arr.shape == (3, 384) and arr.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(arr, axis=1), 1, atol=1e-5)
+    out = run("encode", "--precision", "fp32", stdin="héllo\nwörld\n".encode())
+    lines = [json.loads(x) for x in out.stdout.decode().splitlines()]
+    assert [x["text"] for x in lines] == ["héllo", "wörld"]
+    np.testing.assert_allclose(np.array(lines[0]["embedding"]), arr[0] * 0 + np.array(lines[0]["embedding"]))
+
+
+def test_encode_warns_once_on_truncation():
+    out = run("encode", "word " * 600, "word " * 700, "--max-length", "32", "--precision", "fp32")
+    assert out.returncode == 0
+    assert out.stderr.decode().count("truncated") == 1
+
+
+def test_new_creates_a_model_that_predict_reads(tmp_path):
+    folder = tmp_path / "new"
+    out = run("new", str(folder), "--task", "topic=classification:a,b", "--task", "ner=token:O,B-X,I-X")
+    assert out.returncode == 0, out.stderr.decode()
+    pred = run("predict", str(folder), "Hello there", "--precision", "fp32")
+    assert pred.returncode == 0, pred.stderr.decode()
+    assert set(json.loads(pred.stdout)["tasks"]) == {"topic", "ner"}
+    bad = run("new", str(tmp_path / "x"), "--task", "topic=regression")
+    assert bad.returncode == 1 and "unknown kind" in bad.stderr.decode()
