@@ -234,6 +234,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the HTTP server until interrupted."""
+    from .serve import run_server
+
+    return run_server(args)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a saved model to ONNX."""
+    from .export import export_cli
+
+    return export_cli(args)
+
+
 def cmd_datasets_fetch(args: argparse.Namespace) -> int:
     """Fetch benchmark datasets into the cache."""
     from .datasets import fetch
@@ -345,7 +359,39 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--cache-dir", default=None)
     q.set_defaults(func=cmd_datasets_list)
 
-    # More commands (train, evaluate, serve, export, benchmark) register below.
+    p = sub.add_parser(
+        "serve",
+        help="serve embeddings and every head over HTTP",
+        description="Start an HTTP server (FastAPI + uvicorn): /v1/embeddings (OpenAI-compatible), /predict, "
+        "/similarity, /info, /health, /metrics, and a playground page at /. Without MODEL_DIR it serves the "
+        "bundled encoder (embeddings only).",
+    )
+    p.add_argument("model_dir", nargs="?", metavar="MODEL_DIR", help="a saved polyhead model (default: bundled encoder)")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", default=None, help="require this key in the X-API-Key or Authorization: Bearer header (default: $POLYHEAD_API_KEY)")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnx"], help="onnx: run an exported ONNX model")
+    p.add_argument("--max-batch-size", type=int, default=64, help="micro-batching: most texts per forward pass")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="micro-batching: longest wait to fill a batch")
+    p.add_argument("--max-texts", type=int, default=256, help="most texts in one request")
+    p.add_argument("--max-chars", type=int, default=20000, help="most characters in one text")
+    p.add_argument("--max-body-bytes", type=int, default=4_000_000, help="largest request body")
+    p.add_argument("--device", default=None)
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "export",
+        help="export a model for fast inference (ONNX)",
+        description="Export the encoder and every head to ONNX (dynamic batch and sequence axes), optionally int8-quantised.",
+    )
+    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("--format", default="onnx", choices=["onnx"])
+    p.add_argument("--quantize", default=None, choices=["int8"], help="dynamic int8 quantisation of the weights")
+    p.add_argument("-o", "--output", default=None, help="default: MODEL_DIR/onnx")
+    p.set_defaults(func=cmd_export)
+
+    # More commands (train, evaluate, benchmark) register below.
     return parser
 
 
