@@ -234,6 +234,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train from a YAML config."""
+    from .config import load_config
+    from .train import train
+
+    cfg = load_config(args.config, args.set)
+    train(cfg, args.output, resume=args.resume, device=args.device, progress=not args.no_progress)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a saved model on the data of a config; print a table, optionally write JSON."""
+    from .config import load_config
+    from .data import build_sources
+    from .model import load
+    from .train import evaluate
+
+    cfg = load_config(args.config, args.set)
+    model = load(args.model_dir, device=args.device)
+    missing = [t.name for t in cfg.tasks if t.name not in model.tasks]
+    if missing:
+        raise PolyheadError(f"the model has no task(s) {', '.join(missing)} (it has {', '.join(model.tasks)})")
+    for t in cfg.tasks:  # evaluate against the model's own label sets
+        t.labels = model.tasks[t.name].labels or None
+    sources, _ = build_sources(cfg, splits=(args.split,))
+    metrics = evaluate(model, sources, args.split, batch_size=args.batch_size)
+    if not metrics:
+        raise PolyheadError(f"the config names no {args.split} files")
+    print(f"{'task':<16} {'metric':<14} value")
+    for task, values in metrics.items():
+        for name, value in values.items():
+            print(f"{task:<16} {name:<14} {value:.4f}" if name != "n" else f"{task:<16} {name:<14} {int(value)}")
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps({"split": args.split, "metrics": metrics}, indent=2), encoding="utf-8")
+        say(f"wrote {args.output}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the HTTP server until interrupted."""
     from .serve import run_server
@@ -391,7 +430,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, help="default: MODEL_DIR/onnx")
     p.set_defaults(func=cmd_export)
 
-    # More commands (train, evaluate, benchmark) register below.
+    p = sub.add_parser(
+        "train",
+        help="train a multi-task model from a YAML config",
+        description="Train every task of CONFIG jointly (see configs/example.yaml) and save the best model "
+        "(by dev metric) to --output, with training/metrics.json, curves.csv and curves.png. "
+        "Run under `accelerate launch` for several processes.",
+    )
+    p.add_argument("config", metavar="CONFIG", help="a YAML training config")
+    p.add_argument("-o", "--output", required=True, help="the model folder to write")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --output from its last checkpoint")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. training.epochs=1 (repeatable)")
+    p.add_argument("--device", default=None, help="cpu to force the CPU (default: what Accelerate picks)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate a saved model on a config's data",
+        description="Score MODEL_DIR on the dev (or test) files named in CONFIG: accuracy and macro-F1, entity F1, Spearman.",
+    )
+    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("config", metavar="CONFIG")
+    p.add_argument("--split", default="dev", choices=["train", "dev", "test"])
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("-o", "--output", help="write the metrics as JSON here")
+    p.add_argument("--device", default=None)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(func=cmd_evaluate)
+
+    # More commands (benchmark) register below.
     return parser
 
 
