@@ -4,11 +4,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-import torch
-
+# One thread per process: the tests' models are tiny, several tests spawn subprocesses,
+# and OpenMP threads that outnumber free cores spin-wait (measured: a 16-step tiny run took
+# 22 s with 2 threads on a busy 2-core box, 4 s with 1). Set before torch is imported.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from polyhead.encoder import Encoder, embedded_default_path  # noqa: E402
 

@@ -193,7 +193,7 @@ def train(
     out = Path(output_dir)
     ckpt_root = out / CHECKPOINT_DIR
     accelerator = Accelerator(
-        cpu=(device == "cpu"),
+        cpu=(device == "cpu" or not torch.cuda.is_available()),  # also makes CPU-only DDP (gloo) work
         mixed_precision=tr.mixed_precision,
         # Each step runs only its task's heads, so the other heads get no gradient that step.
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
@@ -202,7 +202,7 @@ def train(
     say = (log or (lambda m: print(f"polyhead: {m}", file=sys.stderr, flush=True))) if main else (lambda m: None)
     if resume and not (ckpt_root / "latest").is_file():
         raise PolyheadError(f"--resume: no checkpoint in {ckpt_root}")
-    if not resume and (out / "polyhead.json").exists() and (ckpt_root / "latest").is_file():
+    if not resume and (ckpt_root / "latest").is_file():
         raise PolyheadError(f"{out} holds an unfinished run; pass --resume to continue it, or choose another --output")
     set_seed(tr.seed)
     t0 = time.time()
@@ -339,7 +339,8 @@ def train(
                 sync = (state["micro_step"] + 1) % tr.grad_accum == 0 or step == len(schedule) - 1
                 with contextlib.nullcontext() if sync else accelerator.no_sync(objective):
                     total, losses = objective(batch)
-                    accelerator.backward(total / tr.grad_accum)
+                    if total.requires_grad:  # e.g. a similarity batch with a frozen backbone trains nothing
+                        accelerator.backward(total / tr.grad_accum)
                 state["micro_step"] += 1
                 for task, loss in losses.items():
                     s, c = state["epoch_losses"].get(task, (0.0, 0))
