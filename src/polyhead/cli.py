@@ -134,6 +134,10 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     from .encoder import Encoder
 
+    if args.output and (args.output.endswith(("/", os.sep)) or Path(args.output).is_dir()):
+        from .streaming import encode_file_cli  # a folder: stream the input into .npy shards
+
+        return encode_file_cli(args)
     texts = gather_texts(args)
     enc = Encoder(
         args.model,
@@ -329,7 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pooling", default="mean", choices=["mean", "cls", "max"], help="default: mean")
     p.add_argument("--no-normalize", action="store_true", help="do not L2-normalise the embeddings")
     p.add_argument("--max-length", type=int, default=256, help="longer texts are truncated (default: 256 tokens)")
-    p.add_argument("-o", "--output", help="output file: .npy for a matrix, anything else for JSON lines")
+    p.add_argument("-o", "--output", help="output file: .npy for a matrix, anything else for JSON lines; "
+                   "a folder (ending in /) streams --input into .npy shards with an index, resumably")
+    p.add_argument("--shard-size", type=int, default=10000, help="lines per shard with --output DIR/ (default: 10000)")
+    p.add_argument("--no-resume", action="store_true", help="with --output DIR/: start over instead of skipping finished shards")
     _model_options(p)
     p.set_defaults(func=cmd_encode)
 

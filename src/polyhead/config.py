@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,10 +134,18 @@ class RunConfig:
     base_dir: str = "."  # relative data paths are resolved against the config file's folder
 
     def resolve(self, path: str | None) -> Path | None:
-        """A data path as given, or relative to the config's folder when that is where it exists."""
+        """A data path as given, or relative to the config's folder when that is where it exists.
+
+        `{cache}` stands for the polyhead cache (where `polyhead datasets fetch` writes) and
+        $VARS and ~ are expanded, so one config works on every machine.
+        """
         if path is None:
             return None
-        p = Path(path).expanduser()
+        if "{cache}" in path:  # datasets fetched by `polyhead datasets fetch` live in the cache
+            from .datasets import default_cache_dir
+
+            path = path.replace("{cache}", str(default_cache_dir()))
+        p = Path(os.path.expandvars(path)).expanduser()
         if p.is_absolute() or p.exists():
             return p
         candidate = Path(self.base_dir) / p
