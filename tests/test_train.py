@@ -223,3 +223,24 @@ def test_two_process_training_with_accelerate_launch(tmp_path):
     assert out.stderr.count("done in") == 1  # only the main process reports and writes
     model = load(tmp_path / "ddp")
     assert set(model.tasks) == {"topic", "ner", "sts"}
+
+
+def test_early_stopping_stops_when_dev_stops_improving(tmp_path):
+    # A vanishing lr: nothing improves after the first evaluation; patience 1 stops at the second.
+    cfg = _cfg(tmp_path, "training.epochs=5", "training.lr=1e-12", "training.head_lr=1e-12", "training.early_stopping_patience=1")
+    result = train(cfg, tmp_path / "es", progress=False)
+    metrics = json.loads((tmp_path / "es" / "training" / "metrics.json").read_text())
+    assert metrics["stopped_early"] is True
+    assert result.global_step == 2 * 16  # two epochs of 16 batches, not five
+
+
+def test_gradient_accumulation_halves_optimizer_steps(tmp_path):
+    result = train(_cfg(tmp_path, "training.epochs=1", "training.grad_accum=2"), tmp_path / "ga", progress=False)
+    assert result.global_step == 8  # 16 batches, one optimiser step per 2
+
+
+def test_contrastive_similarity_loss_and_bf16_mixed_precision(tmp_path):
+    cfg = _cfg(tmp_path, "training.epochs=1", "tasks.sts.loss=contrastive", "training.mixed_precision=bf16")
+    result = train(cfg, tmp_path / "c", progress=False)
+    assert "spearman" in result.dev["sts"]
+    assert load(tmp_path / "c").tasks["sts"].loss == "contrastive"

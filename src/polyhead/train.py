@@ -192,6 +192,12 @@ def train(
     tr = cfg.training
     out = Path(output_dir)
     ckpt_root = out / CHECKPOINT_DIR
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        # Accelerate keeps one global state per process; a single-process caller may train
+        # several times (benchmarks, notebooks) with different precision settings.
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
     accelerator = Accelerator(
         cpu=(device == "cpu" or not torch.cuda.is_available()),  # also makes CPU-only DDP (gloo) work
         mixed_precision=tr.mixed_precision,
