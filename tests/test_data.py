@@ -111,3 +111,15 @@ def test_task_without_data_is_a_config_error():
 
     with pytest.raises(PolyheadError, match="has no training data"):
         _cfg([{"name": "t", "kind": "classification"}])
+
+
+def test_yaml_exponent_without_dot_is_a_number(tmp_path):
+    from polyhead.config import load_config
+
+    p = tmp_path / "c.yaml"
+    p.write_text("tasks: [{name: t, kind: classification, train: x.jsonl}]\ntraining: {lr: 1e-4, head_lr: fast}\n")
+    from polyhead import PolyheadError
+
+    with pytest.raises(PolyheadError, match="head_lr: 'fast' is not a number"):
+        load_config(p)
+    assert load_config(p, ["training.head_lr=2e-3"]).training.lr == 1e-4

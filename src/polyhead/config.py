@@ -167,6 +167,14 @@ def _build(cls: type, data: Any, where: str) -> Any:
     unknown = sorted(set(data) - names)
     if unknown:
         raise PolyheadError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+    data = dict(data)
+    for f in dataclasses.fields(cls):
+        # PyYAML reads 1e-4 (no dot) as a string; accept it as the number people meant.
+        if isinstance(data.get(f.name), str) and str(f.type).startswith("float"):
+            try:
+                data[f.name] = float(data[f.name])
+            except ValueError:
+                raise PolyheadError(f"{where}.{f.name}: {data[f.name]!r} is not a number") from None
     try:
         return cls(**data)
     except TypeError as exc:
