@@ -135,7 +135,8 @@ class Encoder(nn.Module):
             raise PolyheadError(f"max_length must be at least 2, got {max_length}")
         if backbone is None or tokenizer is None:
             backbone, tokenizer = _load_backbone(model_name_or_path)
-        self.name_or_path = str(model_name_or_path or DEFAULT_MODEL)
+        is_default = model_name_or_path is None or str(model_name_or_path) in _DEFAULT_ALIASES
+        self.name_or_path = DEFAULT_MODEL if is_default else str(model_name_or_path)
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.pooling = Pooling(pooling)
