@@ -301,6 +301,13 @@ def cmd_datasets_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    """Run the benchmark suite or the freezing study."""
+    from .benchmark import main as benchmark_main
+
+    return benchmark_main(args)
+
+
 def cmd_datasets_list(args: argparse.Namespace) -> int:
     """List known datasets and their cache state."""
     from .datasets import DATASETS, dataset_dir, is_complete
@@ -467,6 +474,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     # More commands (benchmark) register below.
+    p = sub.add_parser(
+        "benchmark",
+        help="run the benchmark suite or the freezing study on the public datasets",
+        description="Train the joint model (configs/benchmark.yaml), single-task models (configs/single/), "
+        "frozen-encoder baselines and score the untrained encoder on STS-B; write benchmark.json + benchmark.md "
+        "to --output-dir and to --results-dir (benchmark-quick.json with --quick). --study runs the freezing "
+        "scenarios on a documented subset instead. Run `polyhead datasets fetch` first.",
+    )
+    p.add_argument("--quick", action="store_true", help="a small subset (3%% of train, 1 epoch): a smoke test in minutes on 2 CPU cores")
+    p.add_argument("--subset", default=None, metavar="FRACTION:EPOCHS[:DEV_CAP[:TEST_CAP]]",
+                   help="a documented subset (seeded sample of each train file, capped dev/test); writes benchmark-subset.json")
+    p.add_argument("--study", action="store_true", help="the freezing / transfer-learning study (subset; with --quick: the quick subset)")
+    p.add_argument("--scenarios", default=None, help="study scenarios, comma-separated (default: the six freezing scenarios)")
+    p.add_argument("--tasks", default=None, help="comma-separated subset of trec,sentiment,conll2003,stsb")
+    p.add_argument("--runs", default=None, help="comma-separated subset of joint,single,frozen-encoder,untrained")
+    p.add_argument("--config", default="configs/benchmark.yaml", help="the joint config")
+    p.add_argument("--single-dir", default="configs/single", help="folder of NAME.yaml single-task configs")
+    p.add_argument("--output-dir", default=None, help="models + results (default: runs/benchmark/{quick,full,study}, git-ignored)")
+    p.add_argument("--results-dir", default="benchmarks/results", help="also write the JSON + Markdown here")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override every run's config (repeatable)")
+    p.set_defaults(func=cmd_benchmark)
+
     return parser
 
 
