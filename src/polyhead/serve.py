@@ -246,52 +246,14 @@ def build_metrics(model_name: str, backend: str) -> Metrics:
 
 
 # -- the model behind the server ----------------------------------------------------------
-class EncoderOnly:
-    """A bare Encoder behind the MultiTaskModel inference API: embeddings, no task heads."""
-
-    def __init__(self, encoder: Any) -> None:
-        self.encoder = encoder
-        self.tasks: dict[str, Any] = {}
-
-    def encode(self, texts: Sequence[str], batch_size: int = 32, **kwargs: Any) -> np.ndarray:
-        """Sentence embeddings (see Encoder.encode)."""
-        return self.encoder.encode(texts, batch_size=batch_size, **kwargs)
-
-    def predict(self, texts: Sequence[str], tasks: Optional[Sequence[str]] = None, batch_size: int = 32, embeddings: bool = True) -> list[dict[str, Any]]:
-        """Each text with its embedding and an empty task map (there are no heads)."""
-        if tasks:
-            raise PolyheadError("this model has no task heads (it is a bare encoder); ask for embeddings only")
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        vecs = self.encode(texts, batch_size=batch_size) if embeddings else [None] * len(texts)
-        out = []
-        for text, vec in zip(texts, vecs):
-            item: dict[str, Any] = {"text": text}
-            if embeddings:
-                item["embedding"] = vec
-            item["tasks"] = {}
-            out.append(item)
-        return out
-
-    def similarity(self, texts_a: Sequence[str], texts_b: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """Cosine similarity of each pair (texts_a[i], texts_b[i])."""
-        if len(texts_a) != len(texts_b):
-            raise PolyheadError(f"got {len(texts_a)} first texts but {len(texts_b)} second texts")
-        a = self.encoder.encode(texts_a, batch_size=batch_size, normalize=True)
-        b = self.encoder.encode(texts_b, batch_size=batch_size, normalize=True)
-        return (a * b).sum(axis=1)
-
-    def info(self) -> dict[str, Any]:
-        """Encoder choices and size; no tasks."""
-        n = sum(p.numel() for p in self.encoder.parameters())
-        return {"encoder": {**self.encoder.config_dict(), "parameters": n, "precision": self.encoder.precision}, "tasks": [], "parameters": n}
-
-
 def as_servable(obj: Any) -> Any:
     """The object the server calls: a model with predict/encode as is, a bare Encoder wrapped."""
     if hasattr(obj, "predict") and hasattr(obj, "encode") and hasattr(obj, "tasks"):
         return obj
     if hasattr(obj, "encode") and hasattr(obj, "tokenizer"):
-        return EncoderOnly(obj)
+        from .model import MultiTaskModel
+
+        return MultiTaskModel(obj, [])  # a model with no heads: embeddings, similarity, info
     raise PolyheadError(f"cannot serve a {type(obj).__name__}: it needs encode() (and predict()/tasks for heads)")
 
 
@@ -1136,7 +1098,7 @@ def load_for_serving(model_dir: Optional[str], backend: str = "torch", device: O
         from .encoder import Encoder
 
         enc = Encoder(device=device, precision=precision)
-        return EncoderOnly(enc), "all-MiniLM-L6-v2"
+        return as_servable(enc), "all-MiniLM-L6-v2"
     from .model import load
 
     return load(model_dir, device=device, precision=precision), Path(model_dir).resolve().name
@@ -1221,7 +1183,6 @@ def run_server(args: Any) -> int:
 
 __all__ = [
     "ApiError",
-    "EncoderOnly",
     "Metrics",
     "MicroBatcher",
     "ServeSettings",
