@@ -185,19 +185,8 @@ class Encoder(nn.Module):
             return_tensors="pt",
             return_offsets_mapping=offsets,
         )
-        self._warn_if_truncated(enc, limit)
+        self._warned_truncation = warn_if_truncated(enc, limit, self._warned_truncation)
         return enc
-
-    def _warn_if_truncated(self, enc: Any, limit: int) -> None:
-        if self._warned_truncation or not getattr(enc, "encodings", None):
-            return
-        if any(e.overflowing for e in enc.encodings):
-            self._warned_truncation = True
-            warnings.warn(
-                f"some texts are longer than max_length={limit} tokens and were truncated "
-                "(this warning is shown once)",
-                stacklevel=3,
-            )
 
     # -- forward ----------------------------------------------------------------------
     def forward(
@@ -287,6 +276,19 @@ class Encoder(nn.Module):
         )
         enc.name_or_path = config.get("name_or_path", str(folder))
         return enc
+
+
+def warn_if_truncated(enc: Any, limit: int, already_warned: bool) -> bool:
+    """Warn (once per owner) when a tokenised batch lost tokens to max_length; return the new flag."""
+    if already_warned or not getattr(enc, "encodings", None):
+        return already_warned
+    if any(e.overflowing for e in enc.encodings):
+        warnings.warn(
+            f"some texts are longer than max_length={limit} tokens and were truncated (this warning is shown once)",
+            stacklevel=4,
+        )
+        return True
+    return False
 
 
 def quiet_transformers() -> None:

@@ -491,7 +491,9 @@ class OnnxModel:
             return_attention_mask=False,
             return_token_type_ids="token_type_ids" in self._inputs,
         )
-        self._warn_if_truncated(enc)
+        from .encoder import warn_if_truncated
+
+        self._warned_truncation = warn_if_truncated(enc, self.max_length, self._warned_truncation)
         ids = enc["input_ids"]
         types = enc.get("token_type_ids")
         offs = enc.get("offset_mapping") if offsets else None
@@ -513,17 +515,6 @@ class OnnxModel:
             if "token_type_ids" in self._inputs:
                 feed["token_type_ids"] = tt
             yield idx, feed, ([[tuple(o) for o in offs[i]] + [(0, 0)] * (width - len(offs[i])) for i in idx] if offs is not None else [])
-
-    def _warn_if_truncated(self, enc: Any) -> None:
-        if self._warned_truncation or not getattr(enc, "encodings", None):
-            return
-        if any(e.overflowing for e in enc.encodings):
-            self._warned_truncation = True
-            warnings.warn(
-                f"some texts are longer than max_length={self.max_length} tokens and were truncated "
-                "(this warning is shown once)",
-                stacklevel=4,
-            )
 
     # -- inference ------------------------------------------------------------------------
     def encode(
@@ -590,14 +581,9 @@ class OnnxModel:
         return (a * b).sum(axis=1)
 
     def _select(self, tasks: Sequence[str] | None) -> list[str]:
-        if tasks is None:
-            return list(self.tasks)
-        if isinstance(tasks, str):
-            tasks = [tasks]
-        unknown = [t for t in tasks if t not in self.tasks]
-        if unknown:
-            raise PolyheadError(f"unknown task(s) {', '.join(unknown)}; this model has {', '.join(self.tasks) or 'none'}")
-        return list(tasks)
+        from .model import select_tasks
+
+        return select_tasks(self.tasks, tasks)
 
     def config_dict(self) -> dict[str, Any]:
         """The encoder choices, as in polyhead.json."""

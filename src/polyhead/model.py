@@ -59,14 +59,7 @@ class MultiTaskModel(nn.Module):
         return self.encoder.device
 
     def _select(self, tasks: Sequence[str] | None) -> list[str]:
-        if tasks is None:
-            return list(self.tasks)
-        if isinstance(tasks, str):
-            tasks = [tasks]
-        unknown = [t for t in tasks if t not in self.tasks]
-        if unknown:
-            raise PolyheadError(f"unknown task(s) {', '.join(unknown)}; this model has {', '.join(self.tasks) or 'none'}")
-        return list(tasks)
+        return select_tasks(self.tasks, tasks)
 
     # -- forward ----------------------------------------------------------------------
     def forward(
@@ -282,6 +275,18 @@ class MultiTaskModel(nn.Module):
             ],
             "parameters": sum(p.numel() for p in self.parameters()),
         }
+
+
+def select_tasks(available: dict[str, TaskSpec], tasks: Sequence[str] | str | None) -> list[str]:
+    """The requested task names (all by default), with a clear error for unknown ones."""
+    if tasks is None:
+        return list(available)
+    if isinstance(tasks, str):
+        tasks = [tasks]
+    unknown = [t for t in tasks if t not in available]
+    if unknown:
+        raise PolyheadError(f"unknown task(s) {', '.join(unknown)}; this model has {', '.join(available) or 'none'}")
+    return list(tasks)
 
 
 def load(folder: str | os.PathLike, device: str | torch.device | None = None, precision: str = "fp32") -> MultiTaskModel:
