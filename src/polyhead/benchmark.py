@@ -101,6 +101,18 @@ def machine_description() -> str:
     return desc
 
 
+def _start_run(out: Path, command: str | None, subset: Any) -> tuple[Path, float, dict[str, Any]]:
+    """A fresh work folder, the start time, and the results header shared by benchmark and study."""
+    work = out / "work"
+    shutil.rmtree(work, ignore_errors=True)  # subset files are reused within one invocation, never across
+    doc: dict[str, Any] = {
+        "machine": machine_description(), "date": now_iso(),
+        "command": command or " ".join(["polyhead", *sys.argv[1:]]),
+        "subset": subset.describe() if subset else None, "total_seconds": 0.0, "records": [],
+    }
+    return work, time.time(), doc
+
+
 def now_iso() -> str:
     """The local time, ISO 8601 with offset."""
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -317,14 +329,7 @@ def run_benchmark(
         raise PolyheadError(f"unknown task(s)/run(s) {', '.join(bad)}; tasks: {', '.join(TASKS)}; runs: {', '.join(RUNS)}")
     out, single_dir = Path(output_dir), Path(single_dir)
     subset = QUICK if quick else subset
-    work = out / "work"
-    shutil.rmtree(work, ignore_errors=True)  # subset files are reused within one invocation, never across
-    t0 = time.time()
-    doc: dict[str, Any] = {
-        "machine": machine_description(), "date": now_iso(),
-        "command": command or " ".join(["polyhead", *sys.argv[1:]]),
-        "subset": subset.describe() if subset else None, "total_seconds": 0.0, "records": [],
-    }
+    work, t0, doc = _start_run(out, command, subset)
     targets = [out / "benchmark.json"]
     if results_dir is not None:  # a subset run never overwrites the committed full figures
         name = "benchmark.json" if subset is None else "benchmark-quick.json" if subset == QUICK else "benchmark-subset.json"
@@ -401,14 +406,8 @@ def run_study(
     wanted = set(scenarios) | ({"full"} if "head-frozen" in scenarios else set())  # it continues from `full`
     scenarios = [s for s in SCENARIOS if s in wanted]
     out = Path(output_dir)
-    work = out / "work"
-    shutil.rmtree(work, ignore_errors=True)  # subset files are reused within one invocation, never across
-    t0 = time.time()
-    doc: dict[str, Any] = {
-        "machine": machine_description(), "date": now_iso(),
-        "command": command or " ".join(["polyhead", *sys.argv[1:]]),
-        "subset": subset.describe(), "scenarios": scenarios, "total_seconds": 0.0, "records": [], "notes": {},
-    }
+    work, t0, doc = _start_run(out, command, subset)
+    doc.update(scenarios=scenarios, notes={})
     name = "study-quick.json" if subset == QUICK else "study.json"  # a quick study never overwrites the real one
     targets = [out / "study.json"] + ([Path(results_dir) / name] if results_dir is not None else [])
     quiet = lambda m: None  # noqa: E731

@@ -306,7 +306,8 @@ def train(
         per_cycle = num_batches[name]
         key = (name, epoch, k // per_cycle)
         if key not in perm_cache:
-            perm_cache.clear() if len(perm_cache) > 64 else None
+            if len(perm_cache) > 64:  # bounded: only the current cycle of each source is needed
+                perm_cache.clear()
             perm_cache[key] = batch_indices(n, src.batch_size * world, tr.seed, epoch, source_index[name], k // per_cycle)
         idx = perm_cache[key][k % per_cycle]
         if len(idx) < world:
