@@ -133,3 +133,47 @@ def test_parse_subset() -> None:
         bm.parse_subset("2:1")
     with pytest.raises(bm.PolyheadError):
         bm.parse_subset("half")
+
+
+def _doc(command: str, date: str, records: list[tuple[str, str, str, float]], subset: str | None = None) -> dict:
+    return {"machine": "test box", "date": date, "command": command, "subset": subset, "total_seconds": 10.0,
+            "records": [{"run": run, "task": task, "split": "test", "metric": metric, "value": value,
+                         "seconds": 5.0, "trainable_params": 7} for run, task, metric, value in records]}
+
+
+def test_merge_combines_separate_invocations(tmp_path: Path) -> None:
+    a = tmp_path / "a.json"
+    b = tmp_path / "b.json"
+    a.write_text(json.dumps(_doc("polyhead benchmark --runs untrained,frozen-encoder", "2026-01-01",
+                                 [("untrained", "stsb", "spearman", 0.82), ("frozen-encoder", "trec", "accuracy", 0.8)])))
+    b.write_text(json.dumps(_doc("polyhead benchmark --runs joint,frozen-encoder", "2026-01-02",
+                                 [("joint", "stsb", "spearman", 0.84), ("frozen-encoder", "trec", "accuracy", 0.9)])))
+    doc = bm.merge_results([a, b], tmp_path / "results")
+    _check_schema(doc)  # records keep the schema exactly
+    assert doc == json.loads((tmp_path / "results" / "benchmark.json").read_text())
+    got = {(r["run"], r["task"]): r["value"] for r in doc["records"]}
+    assert got == {("untrained", "stsb"): 0.82, ("frozen-encoder", "trec"): 0.9, ("joint", "stsb"): 0.84}  # later wins
+    assert [s["runs"] for s in doc["sources"]] == [["untrained/stsb"], ["frozen-encoder/trec", "joint/stsb"]]
+    assert doc["date"] == "2026-01-02" and doc["total_seconds"] == 20.0 and "--runs joint" in doc["command"]
+    md = (tmp_path / "results" / "benchmark.md").read_text()
+    assert "`polyhead benchmark --runs untrained,frozen-encoder` (2026-01-01" in md and "| 0.8400 |" in md
+
+    # Merging the merged file with a newer untrained run: the first source is fully replaced and drops out.
+    c = tmp_path / "c.json"
+    c.write_text(json.dumps(_doc("polyhead benchmark --runs untrained", "2026-01-03", [("untrained", "stsb", "spearman", 0.83)])))
+    again = bm.merge_results([tmp_path / "results" / "benchmark.json", c], tmp_path / "results")
+    assert [s["date"] for s in again["sources"]] == ["2026-01-02", "2026-01-03"]
+    assert {(r["run"], r["task"]): r["value"] for r in again["records"]}[("untrained", "stsb")] == 0.83
+
+
+def test_merge_refuses_subsets_and_garbage(tmp_path: Path) -> None:
+    sub = tmp_path / "sub.json"
+    sub.write_text(json.dumps(_doc("polyhead benchmark --quick", "d", [], subset="3% of train")))
+    with pytest.raises(bm.PolyheadError, match="subset run"):
+        bm.merge_results([sub], tmp_path)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(bm.PolyheadError, match="cannot read benchmark results"):
+        bm.merge_results([bad], tmp_path)
+    with pytest.raises(bm.PolyheadError, match="cannot read"):
+        bm.merge_results([tmp_path / "missing.json"], tmp_path)

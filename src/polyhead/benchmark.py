@@ -200,10 +200,12 @@ def markdown_table(doc: dict[str, Any]) -> str:
     recs = doc["records"]
     subset = doc.get("subset")
     label = "full data" if not subset else "QUICK SUBSET (smoke test, not results)" if subset == QUICK.describe() else "SUBSET"
-    lines = [
-        f"Benchmark ({label}): {doc['date']}, {doc['machine']}, {doc.get('total_seconds', 0):.0f} s total",
-        f"Command: `{doc['command']}`",
-    ]
+    lines = [f"Benchmark ({label}): {doc['date']}, {doc['machine']}, {doc.get('total_seconds', 0):.0f} s total"]
+    if doc.get("sources"):  # merged from several invocations: one line each
+        lines += [f"- `{s['command']}` ({s['date']}, {s['machine']}, {float(s.get('total_seconds') or 0):.0f} s)"
+                  for s in doc["sources"]]
+    else:
+        lines.append(f"Command: `{doc['command']}`")
     if doc.get("subset"):
         lines.append(f"Subset: {doc['subset']}")
     lines += [
@@ -279,6 +281,59 @@ def _write(doc: dict[str, Any], paths: Sequence[Path], render: Callable[[dict], 
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         path.with_suffix(".md").write_text(render(doc), encoding="utf-8")
+
+
+_SOURCE_KEYS = ("command", "date", "machine", "total_seconds")
+
+
+def merge_results(paths: Sequence[str | Path], results_dir: str | Path = "benchmarks/results") -> dict[str, Any]:
+    """Combine several full-data benchmark.json files into results_dir/benchmark.json (+ .md).
+
+    For runs made by separate invocations (e.g. the joint and single-task runs in parallel, each
+    on one core). A later file's record replaces an earlier one with the same run, task and
+    metric. Each record keeps the command, date and machine that produced it; the header lists
+    every source.
+    """
+    docs = []
+    for path in map(Path, paths):
+        try:
+            docs.append((path, json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError) as exc:
+            raise PolyheadError(f"cannot read benchmark results {path}: {exc}") from exc
+    if not docs:
+        raise PolyheadError("--merge needs at least one benchmark.json")
+    records: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = {}  # key -> (source index, record)
+    sources: list[dict[str, Any]] = []
+    for path, doc in docs:
+        if doc.get("subset"):
+            raise PolyheadError(f"{path} is a subset run ({doc['subset']}); only full-data results are merged")
+        if not isinstance(doc.get("records"), list):
+            raise PolyheadError(f"{path} has no records: not a benchmark.json")
+        # An already-merged file brings its sources (each naming its run/task pairs); a plain one is one source.
+        own = doc.get("sources") or [{k: doc.get(k) for k in _SOURCE_KEYS}]
+        for rec in doc["records"]:
+            pair = f"{rec['run']}/{rec['task']}"
+            src = next((x for x in own if pair in (x.get("runs") or ())), own[0])
+            head = {k: src.get(k) for k in _SOURCE_KEYS}
+            if head not in sources:
+                sources.append(head)
+            records[(rec["run"], rec["task"], rec["metric"])] = (sources.index(head), rec)
+    used = sorted({i for i, _ in records.values()})
+    for i in used:  # which run/task pairs each source still contributes; a fully replaced source drops out
+        sources[i]["runs"] = sorted({f"{r['run']}/{r['task']}" for j, r in records.values() if j == i})
+    sources = [sources[i] for i in used]
+    merged = {
+        "machine": "; ".join(dict.fromkeys(str(s.get("machine")) for s in sources)),
+        "date": max(str(s.get("date")) for s in sources),
+        "command": " ; ".join(str(s.get("command")) for s in sources),
+        "subset": None,
+        "total_seconds": round(sum(float(s.get("total_seconds") or 0) for s in sources), 1),
+        "sources": sources,
+        "records": [rec for _, rec in records.values()],
+    }
+    target = Path(results_dir) / "benchmark.json"
+    _write(merged, [target], markdown_table)
+    return merged
 
 
 # -- running ---------------------------------------------------------------------------------------
@@ -502,6 +557,10 @@ def main(args: Any) -> int:
         out = args.output_dir or ("runs/benchmark/study-quick" if args.quick else "runs/benchmark/study")
         doc = run_study(args.config, out, args.results_dir, subset, scenarios, args.set, command)
         print(study_markdown(doc))
+        return 0
+    if args.merge:
+        doc = merge_results(args.merge, args.results_dir)
+        print(markdown_table(doc))
         return 0
     out = args.output_dir or ("runs/benchmark/quick" if args.quick else "runs/benchmark/full")
     tasks = args.tasks.split(",") if args.tasks else TASKS

@@ -494,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default=None, help="models + results (default: runs/benchmark/{quick,full,study}, git-ignored)")
     p.add_argument("--results-dir", default="benchmarks/results", help="also write the JSON + Markdown here")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override every run's config (repeatable)")
+    p.add_argument("--merge", nargs="+", default=None, metavar="BENCHMARK_JSON",
+                   help="train nothing: combine full-data benchmark.json files from separate invocations into "
+                   "--results-dir/benchmark.json (later files win for the same run, task and metric)")
     p.set_defaults(func=cmd_benchmark)
 
     return parser
