@@ -177,3 +177,26 @@ def test_merge_refuses_subsets_and_garbage(tmp_path: Path) -> None:
         bm.merge_results([bad], tmp_path)
     with pytest.raises(bm.PolyheadError, match="cannot read"):
         bm.merge_results([tmp_path / "missing.json"], tmp_path)
+
+
+def test_results_file_accumulates_scenarios_across_invocations(configs: dict[str, Path], tmp_path: Path) -> None:
+    """Running one more scenario adds it to the results file instead of dropping the others' figures."""
+    first = bm.run_study(configs["joint"], tmp_path / "s1", tmp_path / "results", subset=bm.QUICK,
+                         scenarios=["frozen-all"], command="polyhead benchmark --study --quick --scenarios frozen-all",
+                         log=lambda m: None)
+    second = bm.run_study(configs["joint"], tmp_path / "s2", tmp_path / "results", subset=bm.QUICK,
+                          scenarios=["frozen-backbone"], command="polyhead benchmark --study --quick --scenarios frozen-backbone",
+                          log=lambda m: None)
+    assert {r["run"] for r in second["records"]} == {"frozen-backbone"}  # the output folder holds this invocation only
+    kept = json.loads((tmp_path / "results" / "study-quick.json").read_text())
+    _check_schema(kept)
+    assert kept["scenarios"] == ["frozen-all", "frozen-backbone"]
+    assert {r["run"] for r in kept["records"]} == {"frozen-all", "frozen-backbone"}
+    assert [s["command"] for s in kept["sources"]] == [first["command"], second["command"]]
+    md = (tmp_path / "results" / "study-quick.md").read_text()
+    assert "| frozen-all |" in md and "| frozen-backbone |" in md and "Commands:" in md
+
+
+def test_combine_refuses_different_data() -> None:
+    with pytest.raises(bm.PolyheadError, match="different data"):
+        bm.combine([_doc("a", "d1", [], subset=None), _doc("b", "d2", [], subset="3% of train")])

@@ -43,7 +43,7 @@ UNTRAINED_STSB_REFERENCE = 0.8203
 RUNS: tuple[str, ...] = ("joint", "single", "frozen-encoder", "untrained")
 SCENARIOS: tuple[str, ...] = (
     "frozen-all", "frozen-backbone", "full", "gradual-unfreezing", "layer-decay", "head-frozen",
-    "uncertainty-weighting", "proportional-sampling",
+    "uncertainty-weighting", "proportional-sampling", "stsb-weighted",
 )
 DEFAULT_STUDY_SCENARIOS: tuple[str, ...] = SCENARIOS[:6]
 FROZEN_HEAD_TASK = "sentiment"
@@ -195,17 +195,22 @@ def _value(records: list[dict], run: str, task: str, metric: str) -> float | Non
     return None
 
 
+def _command_lines(doc: dict[str, Any]) -> list[str]:
+    """The command that made a results doc, or one line per invocation for a combined one."""
+    if len(doc.get("sources") or ()) > 1:
+        return ["Commands:"] + [
+            f"- `{s['command']}` ({s['date']}, {s['machine']}, {float(s.get('total_seconds') or 0):.0f} s): {', '.join(s['runs'])}"
+            for s in doc["sources"]]
+    return [f"Command: `{doc['command']}`"]
+
+
 def markdown_table(doc: dict[str, Any]) -> str:
     """The headline table (per task: joint, single, frozen encoder, untrained) and per-run costs."""
     recs = doc["records"]
     subset = doc.get("subset")
     label = "full data" if not subset else "QUICK SUBSET (smoke test, not results)" if subset == QUICK.describe() else "SUBSET"
-    lines = [f"Benchmark ({label}): {doc['date']}, {doc['machine']}, {doc.get('total_seconds', 0):.0f} s total"]
-    if doc.get("sources"):  # merged from several invocations: one line each
-        lines += [f"- `{s['command']}` ({s['date']}, {s['machine']}, {float(s.get('total_seconds') or 0):.0f} s)"
-                  for s in doc["sources"]]
-    else:
-        lines.append(f"Command: `{doc['command']}`")
+    lines = [f"Benchmark ({label}): {doc['date']}, {doc['machine']}, {doc.get('total_seconds', 0):.0f} s total",
+             *_command_lines(doc)]
     if doc.get("subset"):
         lines.append(f"Subset: {doc['subset']}")
     lines += [
@@ -253,7 +258,7 @@ def study_markdown(doc: dict[str, Any]) -> str:
     recs = doc["records"]
     lines = [
         f"Freezing / transfer-learning study: {doc['date']}, {doc['machine']}, {doc.get('total_seconds', 0):.0f} s total",
-        f"Command: `{doc['command']}`",
+        *_command_lines(doc),
         f"Subset (same for every scenario): {doc['subset']}",
         "",
         "| scenario | " + " | ".join(f"{t} {METRICS[t][0]}" for t in TASKS) + " | mean | seconds | trainable parameters |",
@@ -286,30 +291,21 @@ def _write(doc: dict[str, Any], paths: Sequence[Path], render: Callable[[dict], 
 _SOURCE_KEYS = ("command", "date", "machine", "total_seconds")
 
 
-def merge_results(paths: Sequence[str | Path], results_dir: str | Path = "benchmarks/results") -> dict[str, Any]:
-    """Combine several full-data benchmark.json files into results_dir/benchmark.json (+ .md).
+def combine(docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One results doc from several invocations on the same data (full, or the same subset).
 
-    For runs made by separate invocations (e.g. the joint and single-task runs in parallel, each
-    on one core). A later file's record replaces an earlier one with the same run, task and
-    metric. Each record keeps the command, date and machine that produced it; the header lists
-    every source.
+    A later doc's record replaces an earlier one with the same run, task and metric; records keep
+    the issue's schema, and `sources` lists each command with the run/task pairs it still
+    contributes (a source whose records were all replaced drops out). Study docs also union
+    their scenarios and notes.
     """
-    docs = []
-    for path in map(Path, paths):
-        try:
-            docs.append((path, json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, ValueError) as exc:
-            raise PolyheadError(f"cannot read benchmark results {path}: {exc}") from exc
-    if not docs:
-        raise PolyheadError("--merge needs at least one benchmark.json")
+    subsets = {d.get("subset") for d in docs}
+    if len(subsets) > 1:
+        raise PolyheadError(f"cannot combine results of different data: {sorted(map(str, subsets))}")
     records: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = {}  # key -> (source index, record)
     sources: list[dict[str, Any]] = []
-    for path, doc in docs:
-        if doc.get("subset"):
-            raise PolyheadError(f"{path} is a subset run ({doc['subset']}); only full-data results are merged")
-        if not isinstance(doc.get("records"), list):
-            raise PolyheadError(f"{path} has no records: not a benchmark.json")
-        # An already-merged file brings its sources (each naming its run/task pairs); a plain one is one source.
+    for doc in docs:
+        # An already-combined doc brings its sources (each naming its run/task pairs); a plain one is one source.
         own = doc.get("sources") or [{k: doc.get(k) for k in _SOURCE_KEYS}]
         for rec in doc["records"]:
             pair = f"{rec['run']}/{rec['task']}"
@@ -319,21 +315,79 @@ def merge_results(paths: Sequence[str | Path], results_dir: str | Path = "benchm
                 sources.append(head)
             records[(rec["run"], rec["task"], rec["metric"])] = (sources.index(head), rec)
     used = sorted({i for i, _ in records.values()})
-    for i in used:  # which run/task pairs each source still contributes; a fully replaced source drops out
+    for i in used:
         sources[i]["runs"] = sorted({f"{r['run']}/{r['task']}" for j, r in records.values() if j == i})
     sources = [sources[i] for i in used]
-    merged = {
-        "machine": "; ".join(dict.fromkeys(str(s.get("machine")) for s in sources)),
-        "date": max(str(s.get("date")) for s in sources),
-        "command": " ; ".join(str(s.get("command")) for s in sources),
-        "subset": None,
+    out: dict[str, Any] = {
+        "machine": "; ".join(dict.fromkeys(str(s.get("machine")) for s in sources)) or docs[-1]["machine"],
+        "date": max((str(s.get("date")) for s in sources), default=docs[-1]["date"]),
+        "command": " ; ".join(str(s.get("command")) for s in sources) or docs[-1]["command"],
+        "subset": docs[-1].get("subset"),
         "total_seconds": round(sum(float(s.get("total_seconds") or 0) for s in sources), 1),
         "sources": sources,
         "records": [rec for _, rec in records.values()],
     }
-    target = Path(results_dir) / "benchmark.json"
-    _write(merged, [target], markdown_table)
+    if any("scenarios" in d for d in docs):
+        seen = {s for d in docs for s in d.get("scenarios", [])}
+        out["scenarios"] = [s for s in SCENARIOS if s in seen]
+        out["notes"] = {k: v for d in docs for k, v in (d.get("notes") or {}).items()}
+    for d in docs:  # a hand-written note on a results file stays with it
+        if d.get("note"):
+            out["note"] = d["note"]
+    return out
+
+
+def _read_doc(path: Path) -> dict[str, Any]:
+    """A results JSON file, or a PolyheadError saying why it is not one."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PolyheadError(f"cannot read benchmark results {path}: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
+        raise PolyheadError(f"{path} has no records: not a benchmark.json")
+    return doc
+
+
+def merge_results(paths: Sequence[str | Path], results_dir: str | Path = "benchmarks/results") -> dict[str, Any]:
+    """Combine full-data benchmark.json files from separate invocations into results_dir/benchmark.json (+ .md).
+
+    For runs made apart (e.g. the joint and single-task runs in parallel, one core each, each
+    into its own --output-dir). Later files win for the same run, task and metric.
+    """
+    if not paths:
+        raise PolyheadError("--merge needs at least one benchmark.json")
+    docs = [_read_doc(Path(p)) for p in paths]
+    for path, doc in zip(paths, docs):
+        if doc.get("subset"):
+            raise PolyheadError(f"{path} is a subset run ({doc['subset']}); only full-data results are merged")
+    merged = combine(docs)
+    _write(merged, [Path(results_dir) / "benchmark.json"], markdown_table)
     return merged
+
+
+class _Results:
+    """Writes an invocation's doc to its output folder, and to the results folder combined with what
+    that file already held for the same data, so running some runs never drops the others' figures."""
+
+    def __init__(self, out: Path, results: Path | None, render: Callable[[dict], str]) -> None:
+        self.out, self.results, self.render = out, results, render
+        self.before: dict[str, Any] | None = None
+        if results is not None and results.is_file():
+            try:
+                self.before = _read_doc(results)
+            except PolyheadError as exc:
+                print(f"polyhead benchmark: warning: {exc}; it will be replaced", file=sys.stderr)
+
+    def write(self, doc: dict[str, Any]) -> None:
+        _write(doc, [self.out], self.render)
+        if self.results is None:
+            return
+        keep = self.before is not None and self.before.get("subset") == doc.get("subset")
+        _write(combine([self.before, doc]) if keep else doc, [self.results], self.render)
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.out] + ([self.results] if self.results is not None else [])
 
 
 # -- running ---------------------------------------------------------------------------------------
@@ -385,16 +439,15 @@ def run_benchmark(
     out, single_dir = Path(output_dir), Path(single_dir)
     subset = QUICK if quick else subset
     work, t0, doc = _start_run(out, command, subset)
-    targets = [out / "benchmark.json"]
-    if results_dir is not None:  # a subset run never overwrites the committed full figures
-        name = "benchmark.json" if subset is None else "benchmark-quick.json" if subset == QUICK else "benchmark-subset.json"
-        targets.append(Path(results_dir) / name)
+    # A subset run never touches the full figures: each kind of data has its own results file.
+    name = "benchmark.json" if subset is None else "benchmark-quick.json" if subset == QUICK else "benchmark-subset.json"
+    results = _Results(out / "benchmark.json", None if results_dir is None else Path(results_dir) / name, markdown_table)
     quiet = lambda m: None  # noqa: E731 - train()'s per-step log would drown the summary
 
     def finish(run: str, result: Any) -> None:
         doc["records"].extend(records_from(run, result.test, result.seconds, result.trainable_params))
         doc["total_seconds"] = round(time.time() - t0, 1)
-        _write(doc, targets, markdown_table)  # after every run, so a long run that dies keeps what finished
+        results.write(doc)  # after every run, so a long run that dies keeps what finished
         say(f"{run}: " + ", ".join(f"{t} {METRICS[t][0]}={m[METRICS[t][0]]:.4f}" for t, m in result.test.items() if t in METRICS)
             + f" ({result.seconds:.0f}s, {result.trainable_params:,} trainable)")
 
@@ -420,8 +473,8 @@ def run_benchmark(
             raise PolyheadError("no task of the joint config is selected")
         finish("joint", _train(cfg, out / "joint", quiet))
     doc["total_seconds"] = round(time.time() - t0, 1)
-    _write(doc, targets, markdown_table)
-    say(f"wrote {', '.join(str(p) for p in targets)} and {targets[0].with_suffix('.md')}")
+    results.write(doc)
+    say(f"wrote {', '.join(str(p) for p in results.paths)} and {results.out.with_suffix('.md')}")
     return doc
 
 
@@ -464,7 +517,7 @@ def run_study(
     work, t0, doc = _start_run(out, command, subset)
     doc.update(scenarios=scenarios, notes={})
     name = "study-quick.json" if subset == QUICK else "study.json"  # a quick study never overwrites the real one
-    targets = [out / "study.json"] + ([Path(results_dir) / name] if results_dir is not None else [])
+    results = _Results(out / "study.json", None if results_dir is None else Path(results_dir) / name, study_markdown)
     quiet = lambda m: None  # noqa: E731
     base = list(overrides)
     static = {
@@ -474,6 +527,8 @@ def run_study(
         "layer-decay": ["training.layer_decay=0.8"],
         "uncertainty-weighting": ["training.weighting=uncertainty"],
         "proportional-sampling": ["training.sampling=proportional"],
+        # STS-B's cosine-MSE loss runs ~10x smaller than the others' cross-entropy (docs/choices.md)
+        "stsb-weighted": ["training.weighting=static", "tasks.stsb.weight=10"],
     }
     for scenario in scenarios:
         if scenario in static:
@@ -487,15 +542,15 @@ def run_study(
             doc["records"].extend(records_from(scenario, result["test"], result["seconds"], result["trainable_params"]))
             doc["notes"]["head-frozen"] = result["note"]
             doc["total_seconds"] = round(time.time() - t0, 1)
-            _write(doc, targets, study_markdown)
+            results.write(doc)
             continue
         result = _train(cfg, out / scenario, quiet)
         doc["records"].extend(records_from(scenario, result.test, result.seconds, result.trainable_params))
         doc["total_seconds"] = round(time.time() - t0, 1)
-        _write(doc, targets, study_markdown)
+        results.write(doc)
         say(f"{scenario}: " + ", ".join(f"{t} {METRICS[t][0]}={m[METRICS[t][0]]:.4f}" for t, m in result.test.items() if t in METRICS)
             + f" ({result.seconds:.0f}s, {result.trainable_params:,} trainable)")
-    say(f"wrote {', '.join(str(p) for p in targets)}")
+    say(f"wrote {', '.join(str(p) for p in results.paths)}")
     return doc
 
 
