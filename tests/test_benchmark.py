@@ -75,8 +75,12 @@ def _check_schema(doc: dict) -> None:
 
 
 def test_quick_benchmark_writes_schema_and_table(configs: dict[str, Path], tmp_path: Path) -> None:
+    said: list[str] = []
     doc = bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "out", tmp_path / "results", quick=True,
-                           command="polyhead benchmark --quick", log=lambda m: None)
+                           command="polyhead benchmark --quick", log=said.append)
+    # Long runs are not silent: each run's dev summaries reach the log, named by run.
+    assert any(m.startswith("[joint] step ") and " dev: " in m for m in said)
+    assert any(m.startswith("[single-trec] ") for m in said)
     on_disk = json.loads((tmp_path / "out" / "benchmark.json").read_text())
     assert on_disk == doc
     # A quick run goes to benchmark-quick.json, never over the committed full figures.

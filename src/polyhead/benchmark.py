@@ -391,13 +391,19 @@ class _Results:
 
 
 # -- running ---------------------------------------------------------------------------------------
-def _train(cfg: RunConfig, out: Path, log: Callable[[str], None]) -> Any:
-    """Train one config into a fresh folder, quietly; return the TrainResult."""
+def _train(cfg: RunConfig, out: Path, say: Callable[[str], None]) -> Any:
+    """Train one config into a fresh folder; return the TrainResult.
+
+    The loop's own lines (data, sizes, one dev summary per epoch, test) go to `say` prefixed
+    with the run's folder name, and a progress bar shows when stderr is a terminal: a full
+    run takes long enough that silence would look like a hang.
+    """
     from .train import train
 
     if out.exists():
         shutil.rmtree(out)  # a previous invocation's folder would look like an unfinished run
-    return train(cfg, out, progress=False, device="cpu" if _cpu_only() else None, log=log)
+    return train(cfg, out, progress=sys.stderr.isatty(), device="cpu" if _cpu_only() else None,
+                 log=lambda m: say(f"[{out.name}] {m}"))
 
 
 def _cpu_only() -> bool:
@@ -442,7 +448,6 @@ def run_benchmark(
     # A subset run never touches the full figures: each kind of data has its own results file.
     name = "benchmark.json" if subset is None else "benchmark-quick.json" if subset == QUICK else "benchmark-subset.json"
     results = _Results(out / "benchmark.json", None if results_dir is None else Path(results_dir) / name, markdown_table)
-    quiet = lambda m: None  # noqa: E731 - train()'s per-step log would drown the summary
 
     def finish(run: str, result: Any) -> None:
         doc["records"].extend(records_from(run, result.test, result.seconds, result.trainable_params))
@@ -455,23 +460,23 @@ def run_benchmark(
     if "untrained" in runs and "stsb" in tasks:
         # Nothing learns: the similarity head has no parameters, so this is the encoder's own cosine.
         cfg = _load(single_dir / "stsb.yaml", [*overrides, "freeze.all=true"], subset, work)
-        finish("untrained", _train(cfg, out / "untrained-stsb", quiet))
+        finish("untrained", _train(cfg, out / "untrained-stsb", say))
     if "frozen-encoder" in runs:
         for task in keep:
             if task == "stsb":
                 continue  # identical to "untrained": there is no head parameter to train
             cfg = _load(single_dir / f"{task}.yaml", [*overrides, "freeze.encoder=true"], subset, work)
-            finish("frozen-encoder", _train(cfg, out / f"frozen-{task}", quiet))
+            finish("frozen-encoder", _train(cfg, out / f"frozen-{task}", say))
     if "single" in runs:
         for task in keep:
             cfg = _load(single_dir / f"{task}.yaml", list(overrides), subset, work)
-            finish("single", _train(cfg, out / f"single-{task}", quiet))
+            finish("single", _train(cfg, out / f"single-{task}", say))
     if "joint" in runs:
         cfg = _load(Path(config), list(overrides), subset, work)
         cfg.tasks = [t for t in cfg.tasks if t.name in keep]
         if not cfg.tasks:
             raise PolyheadError("no task of the joint config is selected")
-        finish("joint", _train(cfg, out / "joint", quiet))
+        finish("joint", _train(cfg, out / "joint", say))
     doc["total_seconds"] = round(time.time() - t0, 1)
     results.write(doc)
     say(f"wrote {', '.join(str(p) for p in results.paths)} and {results.out.with_suffix('.md')}")
@@ -518,7 +523,6 @@ def run_study(
     doc.update(scenarios=scenarios, notes={})
     name = "study-quick.json" if subset == QUICK else "study.json"  # a quick study never overwrites the real one
     results = _Results(out / "study.json", None if results_dir is None else Path(results_dir) / name, study_markdown)
-    quiet = lambda m: None  # noqa: E731
     base = list(overrides)
     static = {
         "frozen-all": ["freeze.all=true"],
@@ -544,7 +548,7 @@ def run_study(
             doc["total_seconds"] = round(time.time() - t0, 1)
             results.write(doc)
             continue
-        result = _train(cfg, out / scenario, quiet)
+        result = _train(cfg, out / scenario, say)
         doc["records"].extend(records_from(scenario, result.test, result.seconds, result.trainable_params))
         doc["total_seconds"] = round(time.time() - t0, 1)
         results.write(doc)
@@ -568,7 +572,7 @@ def _head_frozen(config: Path, base: list[str], subset: Subset, work: Path, out:
     cfg = _load(config, base + [f"training.init_from={start}"], subset, work)
     frozen = [t for t in cfg.tasks if t.name == FROZEN_HEAD_TASK]
     cfg.tasks = [t for t in cfg.tasks if t.name != FROZEN_HEAD_TASK]
-    result = _train(cfg, out / "head-frozen", lambda m: None)
+    result = _train(cfg, out / "head-frozen", say)
     test = dict(result.test)
     if frozen:
         old = load(start, device="cpu" if _cpu_only() else None)
