@@ -199,7 +199,7 @@ def _command_lines(doc: dict[str, Any]) -> list[str]:
     """The command that made a results doc, or one line per invocation for a combined one."""
     if len(doc.get("sources") or ()) > 1:
         return ["Commands:"] + [
-            f"- `{s['command']}` ({s['date']}, {s['machine']}, {float(s.get('total_seconds') or 0):.0f} s): {', '.join(s['runs'])}"
+            f"- `{s['command']}` ({s['date']}, {s['machine']}, {float(s.get('total_seconds') or 0):.0f} s): {', '.join(dict.fromkeys(r.split('/')[0] for r in s['runs']))}"
             for s in doc["sources"]]
     return [f"Command: `{doc['command']}`"]
 
@@ -383,6 +383,9 @@ class _Results:
         if self.results is None:
             return
         keep = self.before is not None and self.before.get("subset") == doc.get("subset")
+        if self.before is not None and not keep:
+            print(f"polyhead benchmark: warning: {self.results} held results on other data "
+                  f"({self.before.get('subset') or 'full data'}); replacing them (git has the old file)", file=sys.stderr)
         _write(combine([self.before, doc]) if keep else doc, [self.results], self.render)
 
     @property
