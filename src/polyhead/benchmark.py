@@ -195,6 +195,12 @@ def _value(records: list[dict], run: str, task: str, metric: str) -> float | Non
     return None
 
 
+def _total(doc: dict[str, Any]) -> str:
+    """The run time for a header: a combined doc's invocations may have run side by side."""
+    extra = " summed over invocations" if len(doc.get("sources") or ()) > 1 else " total"
+    return f"{doc.get('total_seconds', 0):.0f} s{extra}"
+
+
 def _command_lines(doc: dict[str, Any]) -> list[str]:
     """The command that made a results doc, or one line per invocation for a combined one."""
     if len(doc.get("sources") or ()) > 1:
@@ -209,7 +215,7 @@ def markdown_table(doc: dict[str, Any]) -> str:
     recs = doc["records"]
     subset = doc.get("subset")
     label = "full data" if not subset else "QUICK SUBSET (smoke test, not results)" if subset == QUICK.describe() else "SUBSET"
-    lines = [f"Benchmark ({label}): {doc['date']}, {doc['machine']}, {doc.get('total_seconds', 0):.0f} s total",
+    lines = [f"Benchmark ({label}): {doc['date']}, {doc['machine']}, {_total(doc)}",
              *_command_lines(doc)]
     if doc.get("subset"):
         lines.append(f"Subset: {doc['subset']}")
@@ -257,7 +263,7 @@ def study_markdown(doc: dict[str, Any]) -> str:
     """Per scenario: each task's test score, the run's seconds and trainable parameters."""
     recs = doc["records"]
     lines = [
-        f"Freezing / transfer-learning study: {doc['date']}, {doc['machine']}, {doc.get('total_seconds', 0):.0f} s total",
+        f"Freezing / transfer-learning study: {doc['date']}, {doc['machine']}, {_total(doc)}",
         *_command_lines(doc),
         f"Subset (same for every scenario): {doc['subset']}",
         "",
