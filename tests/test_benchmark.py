@@ -204,3 +204,12 @@ def test_results_file_accumulates_scenarios_across_invocations(configs: dict[str
 def test_combine_refuses_different_data() -> None:
     with pytest.raises(bm.PolyheadError, match="different data"):
         bm.combine([_doc("a", "d1", [], subset=None), _doc("b", "d2", [], subset="3% of train")])
+
+
+def test_merge_refuses_training_flags(tmp_path: Path) -> None:
+    from polyhead.cli import build_parser
+
+    args = build_parser().parse_args(["benchmark", "--study", "--merge", str(tmp_path / "a.json")])
+    with pytest.raises(bm.PolyheadError, match="--merge trains nothing"):
+        bm.main(args)
+    assert not list(tmp_path.iterdir())  # nothing trained, nothing written

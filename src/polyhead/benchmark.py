@@ -392,6 +392,7 @@ class _Results:
         if self.before is not None and not keep:
             print(f"polyhead benchmark: warning: {self.results} held results on other data "
                   f"({self.before.get('subset') or 'full data'}); replacing them (git has the old file)", file=sys.stderr)
+            self.before = None  # warned once; later writes of this invocation replace it alike
         _write(combine([self.before, doc]) if keep else doc, [self.results], self.render)
 
     @property
@@ -619,16 +620,18 @@ def parse_subset(text: str) -> Subset:
 def main(args: Any) -> int:
     """`polyhead benchmark`: the CLI entry (args from cli.py's parser)."""
     command = " ".join(["polyhead", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("polyhead") else None
+    if args.merge:
+        if args.study or args.quick or args.subset:
+            raise PolyheadError("--merge trains nothing and combines full-data results; drop --study/--quick/--subset")
+        doc = merge_results(args.merge, args.results_dir)
+        print(markdown_table(doc))
+        return 0
     if args.study:
         scenarios = args.scenarios.split(",") if args.scenarios else DEFAULT_STUDY_SCENARIOS
         subset = QUICK if args.quick else STUDY
         out = args.output_dir or ("runs/benchmark/study-quick" if args.quick else "runs/benchmark/study")
         doc = run_study(args.config, out, args.results_dir, subset, scenarios, args.set, command)
         print(study_markdown(doc))
-        return 0
-    if args.merge:
-        doc = merge_results(args.merge, args.results_dir)
-        print(markdown_table(doc))
         return 0
     out = args.output_dir or ("runs/benchmark/quick" if args.quick else "runs/benchmark/full")
     tasks = args.tasks.split(",") if args.tasks else TASKS
