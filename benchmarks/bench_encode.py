@@ -61,7 +61,7 @@ def machine() -> str:
 
 def build_workloads(tokenizer, n_short: int, n_mixed: int, seed: int = 0) -> dict[str, list[str]]:
     """Short (16-24 tokens) and mixed (10-256 tokens) texts made from STS-B sentences."""
-    from polyhead.datasets import fetch
+    from polyhead.bench.datasets import fetch
 
     folder = fetch(["stsb"], progress=False)["stsb"]
     pool: list[str] = []
@@ -99,7 +99,7 @@ class Backends:
         import torch
 
         from polyhead import Encoder
-        from polyhead.encoder import embedded_default_path
+        from polyhead.modeling.encoder import embedded_default_path
 
         self.model_path = str(embedded_default_path())
         self.threads = threads
@@ -107,7 +107,7 @@ class Backends:
         self.notes: dict[str, str] = {}
         from sentence_transformers import SentenceTransformer
 
-        from polyhead.encoder import quiet_transformers
+        from polyhead.modeling.encoder import quiet_transformers
 
         quiet_transformers()  # no weight-loading progress bars in the printed tables
         st = SentenceTransformer(self.model_path, device="cpu")
@@ -129,7 +129,7 @@ class Backends:
         for prec in ("fp32", "bf16"):
             enc = Encoder(device="cpu", precision=prec)
             self.fns[f"ph-{prec}"] = lambda texts, bs, enc=enc: enc.encode(texts, batch_size=bs)
-        from polyhead.export import OnnxModel, export_onnx
+        from polyhead.onnx import OnnxModel, export_onnx
 
         onnx_dir = work / "minilm-onnx"
         if not (onnx_dir / "polyhead-onnx.json").is_file():
@@ -180,7 +180,7 @@ def timed(fn, texts, bs) -> tuple[float, np.ndarray]:
 def spearman_stsb(fn, bs: int = 64) -> float:
     from scipy.stats import spearmanr
 
-    from polyhead.datasets import fetch
+    from polyhead.bench.datasets import fetch
 
     rows = [json.loads(x) for x in open(fetch(["stsb"], progress=False)["stsb"] / "test.jsonl", encoding="utf-8")]
     a = np.asarray(fn([r["sentence1"] for r in rows], bs), dtype=np.float32)

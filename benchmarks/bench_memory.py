@@ -30,7 +30,7 @@ import json, os, sys, time
 import torch
 torch.set_num_threads(int(sys.argv[5]))
 from polyhead import Encoder
-from polyhead.streaming import encode_to_shards
+from polyhead.integrations.streaming import encode_to_shards
 
 def status(key):
     with open("/proc/self/status") as fh:
@@ -82,7 +82,7 @@ def tiny_model(folder: Path) -> None:
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     from polyhead import Encoder
-    from polyhead.encoder import embedded_default_path
+    from polyhead.modeling.encoder import embedded_default_path
 
     tok = AutoTokenizer.from_pretrained(str(embedded_default_path()))
     torch.manual_seed(0)

@@ -32,7 +32,7 @@ NER = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-M
 
 def texts_from_stsb(n: int) -> list[str]:
     """n real sentences (STS-B test, then dev), in file order."""
-    from polyhead.datasets import fetch
+    from polyhead.bench.datasets import fetch
 
     folder = fetch(["stsb"], progress=False)["stsb"]
     out: list[str] = []

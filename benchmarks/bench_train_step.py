@@ -24,7 +24,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def texts_for(name: str) -> list[str]:
     """Texts of one benchmark set from the polyhead cache, or example texts if the set is not fetched."""
-    from polyhead.datasets import dataset_dir
+    from polyhead.bench.datasets import dataset_dir
 
     path = dataset_dir(name) / "train.jsonl"
     if not path.is_file():

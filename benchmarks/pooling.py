@@ -22,9 +22,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from polyhead.benchmark import machine_description  # noqa: E402
-from polyhead.datasets import fetch  # noqa: E402
-from polyhead.encoder import Encoder, Pooling  # noqa: E402
+from polyhead.bench.benchmark import machine_description  # noqa: E402
+from polyhead.bench.datasets import fetch  # noqa: E402
+from polyhead.modeling.encoder import Encoder, Pooling  # noqa: E402
 
 MODES = ("mean", "cls", "max")
 

@@ -14,7 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from polyhead.encoder import Encoder, embedded_default_path  # noqa: E402
+from polyhead.modeling.encoder import Encoder, embedded_default_path  # noqa: E402
 
 
 def make_tiny_encoder(pooling: str = "mean", normalize: bool = True, max_length: int = 64, seed: int = 0) -> Encoder:

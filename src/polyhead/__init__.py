@@ -6,14 +6,17 @@ from typing import Any
 __version__ = "0.1.0"
 
 from .errors import PolyheadError  # noqa: E402  (light: no torch)
+from . import _compat  # noqa: E402
 
-# Heavy names load on first use, so `polyhead --help` and `import polyhead.datasets` stay fast.
+_compat.install()  # the 0.1 module names (polyhead.serve, ...) keep importing, with a warning
+
+# Heavy names load on first use, so `polyhead --help` and `import polyhead.bench.datasets` stay fast.
 _LAZY = {
-    "DEFAULT_MODEL": "encoder",
-    "Encoder": "encoder",
-    "MultiTaskModel": "model",
-    "load": "model",
-    "TaskSpec": "tasks",
+    "DEFAULT_MODEL": "modeling.encoder",
+    "Encoder": "modeling.encoder",
+    "MultiTaskModel": "modeling.model",
+    "load": "modeling.model",
+    "TaskSpec": "modeling.tasks",
 }
 
 __all__ = ["DEFAULT_MODEL", "Encoder", "MultiTaskModel", "PolyheadError", "TaskSpec", "load", "__version__"]

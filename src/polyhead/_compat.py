@@ -1,0 +1,66 @@
+"""Old flat module names (polyhead.serve, polyhead.export, polyhead.train, polyhead.config, ...)
+still import, for one release, with a DeprecationWarning that names the new place.
+
+0.1 had one flat module per concept; 0.2 groups them into packages by concern (modeling,
+training, serving, onnx, cli, bench, integrations). A meta-path finder answers the old names
+with the new modules themselves (same objects, so monkeypatching either name patches both),
+instead of leaving a shim file per old name at the top of the package.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+import warnings
+from typing import Any
+
+REMOVED_IN = "0.3"
+MOVED = {
+    "polyhead.serve": "polyhead.serving",
+    "polyhead.export": "polyhead.onnx",
+    "polyhead.train": "polyhead.training.loop",
+    "polyhead.config": "polyhead.training.config",
+    "polyhead.data": "polyhead.training.data",
+    "polyhead.sampling": "polyhead.training.sampling",
+    "polyhead.weighting": "polyhead.training.weighting",
+    "polyhead.freezing": "polyhead.training.freezing",
+    "polyhead.metrics": "polyhead.training.metrics",
+    "polyhead.checkpoint": "polyhead.training.checkpoint",
+    "polyhead.encoder": "polyhead.modeling.encoder",
+    "polyhead.model": "polyhead.modeling.model",
+    "polyhead.heads": "polyhead.modeling.heads",
+    "polyhead.tasks": "polyhead.modeling.tasks",
+    "polyhead.tagging": "polyhead.modeling.tagging",
+    "polyhead.streaming": "polyhead.integrations.streaming",
+    "polyhead.datasets": "polyhead.bench.datasets",
+    "polyhead.benchmark": "polyhead.bench.benchmark",
+    "polyhead.demo": "polyhead.cli.demo",
+}
+
+
+class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Resolves an old module name to the module at its new place."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname not in MOVED:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec: Any) -> Any:
+        new = MOVED[spec.name]
+        warnings.warn(
+            f"{spec.name} moved to {new}; the old name stops working in polyhead {REMOVED_IN}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return importlib.import_module(new)
+
+    def exec_module(self, module: Any) -> None:
+        """Nothing to run: create_module returned the already-imported new module."""
+
+
+def install() -> None:
+    """Put the finder on sys.meta_path once."""
+    if not any(isinstance(f, _MovedModuleFinder) for f in sys.meta_path):
+        sys.meta_path.append(_MovedModuleFinder())

@@ -1,0 +1,2 @@
+"""Running polyhead inside engines users already run: streaming corpus encoding into .npy shards
+under `accelerate launch` (streaming.py)."""

@@ -1,0 +1,76 @@
+"""The inference contract every backend meets: the PyTorch `MultiTaskModel` and the ONNX Runtime
+`OnnxModel` (polyhead.onnx) both satisfy `InferenceModel`, so the server, the CLI and the
+streaming encoder call one API and never ask which backend they hold.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from .tasks import TaskSpec
+
+
+@runtime_checkable
+class InferenceModel(Protocol):
+    """What a loaded model offers for inference, whatever runs it."""
+
+    backend: str  # "torch" or "onnxruntime"
+    tasks: dict[str, TaskSpec]
+
+    @property
+    def tokenizer(self) -> Any:
+        """The Hugging Face tokenizer that turns texts into the model's input ids."""
+
+    def encode(
+        self, texts: Sequence[str], batch_size: int = 32, normalize: bool | None = None, show_progress: bool = False
+    ) -> np.ndarray:
+        """Sentence embeddings, (len(texts), dim) float32, in input order."""
+
+    def predict(
+        self,
+        texts: Sequence[str],
+        tasks: Sequence[str] | None = None,
+        batch_size: int = 32,
+        embeddings: bool = True,
+        show_progress: bool = False,
+    ) -> list[dict[str, Any]]:
+        """For each text: {"text", "embedding"?, "tasks": {name: decoded head output}}."""
+
+    def similarity(self, texts_a: Sequence[str], texts_b: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Cosine similarity of each pair (texts_a[i], texts_b[i])."""
+
+    def info(self) -> dict[str, Any]:
+        """A summary for people: encoder choices, tasks and labels, backend details."""
+
+    def describe(self) -> dict[str, Any]:
+        """Static facts for /info: dimensions, max length, pooling, precision, device, tasks."""
+
+
+def describe_tasks(tasks: dict[str, TaskSpec]) -> list[dict[str, Any]]:
+    """Each task's name, kind and labels (and score range for similarity), as /info shows them."""
+    out = []
+    for name, spec in tasks.items():
+        entry: dict[str, Any] = {"name": name, "kind": spec.kind, "labels": list(spec.labels or [])}
+        if spec.kind == "similarity":
+            entry["score_range"] = list(spec.score_range)
+        out.append(entry)
+    return out
+
+
+def describe_encoder(model: Any, info: dict[str, Any]) -> dict[str, Any]:
+    """The `describe()` dictionary shared by both backends, from the model and its `info()`."""
+    enc = dict(info.get("encoder", {}) or {})
+    device = getattr(model, "device", None)
+    return {
+        "backend": model.backend,
+        "dimensions": int(enc["dim"]),
+        "max_length": enc.get("max_length"),
+        "pooling": enc.get("pooling"),
+        "normalize": enc.get("normalize"),
+        "precision": enc.get("precision"),
+        "device": str(device) if device is not None else None,
+        "encoder": enc.get("name_or_path"),
+        "parameters": info.get("parameters"),
+        "tasks": describe_tasks(model.tasks),
+    }

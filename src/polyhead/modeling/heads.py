@@ -1,0 +1,185 @@
+"""Task heads: small modules that read the shared encoder's output. One class per kind.
+
+Every kind-specific decision lives on its head class (the `Head` interface): which encoder
+output it reads, whether it predicts per text, its loss, and how its probabilities become a
+prediction. `decode` works on NumPy arrays, so the ONNX Runtime backend shares it.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from .tagging import bio_to_spans, first_subtokens, split_words
+from .tasks import TaskSpec
+
+IGNORE_INDEX = -100
+
+
+class Head(nn.Module):
+    """The interface of a task head: what it reads, its loss, and how its output is decoded."""
+
+    kind: ClassVar[str]
+    reads: ClassVar[str]  # "pooled" (sentence vector) or "token_embeddings" (per-token states)
+    per_text: ClassVar[bool] = True  # False: needs pairs of texts (similarity), not in predict()
+    token_level: ClassVar[bool] = False  # True: outputs (batch, seq, labels) and needs offsets
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:  # pragma: no cover - abstract
+        """The head's output for a batch of encoder features."""
+        raise NotImplementedError
+
+    @staticmethod
+    def decode(spec: TaskSpec, probs: np.ndarray, text: str, offsets: list) -> dict[str, Any]:
+        """One text's prediction from its row of probabilities (and token offsets)."""
+        raise NotImplementedError(f"{spec.kind} heads do not predict per text")
+
+
+class _MLP(nn.Module):
+    """Optional hidden layer (Linear + GELU) then dropout + linear output."""
+
+    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int | None, dropout: float) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        if hidden_dim:
+            layers += [nn.Linear(in_dim, hidden_dim), nn.GELU()]
+            in_dim = hidden_dim
+        layers += [nn.Dropout(dropout), nn.Linear(in_dim, out_dim)]
+        self.net = nn.Sequential(*layers)
+
+
+class ClassificationHead(_MLP, Head):
+    """Sentence classification (topic, intent, sentiment): softmax over labels from the pooled vector."""
+
+    kind = "classification"
+    reads = "pooled"
+
+    def __init__(self, spec: TaskSpec, in_dim: int) -> None:
+        super().__init__(in_dim, spec.num_labels, spec.hidden_dim, spec.dropout)
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits of shape (batch, num_labels)."""
+        # The un-normalised pooled vector is used: L2 normalisation shrinks every feature by
+        # about 1/sqrt(dim), which a linear layer would have to learn to undo.
+        return self.net(features["pooled"])
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy against label ids."""
+        return nn.functional.cross_entropy(logits.float(), labels)
+
+    @staticmethod
+    def decode(spec: TaskSpec, probs: np.ndarray, text: str, offsets: list) -> dict[str, Any]:
+        """The best label, its probability and every label's probability."""
+        best = int(probs.argmax())
+        return {
+            "label": spec.labels[best],
+            "score": float(probs[best]),
+            "scores": {lab: float(p) for lab, p in zip(spec.labels, probs)},
+        }
+
+
+class TokenHead(_MLP, Head):
+    """Token classification (e.g. BIO NER): a label per sub-token from the per-token states."""
+
+    kind = "token"
+    reads = "token_embeddings"
+    token_level = True
+
+    def __init__(self, spec: TaskSpec, in_dim: int) -> None:
+        super().__init__(in_dim, spec.num_labels, spec.hidden_dim, spec.dropout)
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits of shape (batch, seq, num_labels)."""
+        return self.net(features["token_embeddings"])
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy over labelled sub-tokens only (padding, specials, non-first pieces: -100)."""
+        return nn.functional.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX
+        )
+
+    @staticmethod
+    def decode(spec: TaskSpec, probs: np.ndarray, text: str, offsets: list) -> dict[str, Any]:
+        """Word tags from each word's first sub-token, then BIO spans as entities with char offsets."""
+        words = split_words(text)
+        firsts = first_subtokens([tuple(o) for o in offsets], words)
+        tags, scores = [], []
+        for t in firsts:
+            if t < 0:  # the word was cut off by truncation
+                tags.append("O")
+                scores.append(1.0)
+            else:
+                best = int(probs[t].argmax())
+                tags.append(spec.labels[best])
+                scores.append(float(probs[t][best]))
+        entities = []
+        for typ, start, end in bio_to_spans(tags):
+            cs, ce = words[start][0], words[end - 1][1]
+            entities.append(
+                {
+                    "text": text[cs:ce],
+                    "type": typ,
+                    "start_char": cs,
+                    "end_char": ce,
+                    "start_word": start,
+                    "end_word": end,
+                    "score": float(np.mean(scores[start:end])),
+                }
+            )
+        return {"entities": entities, "words": [text[s:e] for s, e in words], "tags": tags}
+
+
+class SimilarityHead(Head):
+    """Sentence-pair similarity: cosine of the two pooled embeddings; no parameters of its own."""
+
+    kind = "similarity"
+    reads = "pooled"
+    per_text = False
+
+    def __init__(self, spec: TaskSpec, in_dim: int) -> None:
+        super().__init__()
+        self.low, self.high = spec.score_range
+        self.loss_name = spec.loss
+        self.scale = spec.contrastive_scale
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The normalised pooled vectors, ready for cosine similarity."""
+        return nn.functional.normalize(features["pooled"].float(), p=2, dim=-1)
+
+    def score(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity of paired rows."""
+        return (a * b).sum(-1)
+
+    def loss(self, a: torch.Tensor, b: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """Cosine-MSE against gold scores mapped onto [0, 1], or in-batch contrastive loss."""
+        if self.loss_name == "contrastive":
+            # Each a_i's positive is b_i; the other b_j in the batch are its negatives.
+            sims = a @ b.T * self.scale
+            target = torch.arange(a.shape[0], device=a.device)
+            return nn.functional.cross_entropy(sims, target)
+        target = (scores.float() - self.low) / (self.high - self.low)
+        return nn.functional.mse_loss(self.score(a, b), target)
+
+
+HEAD_CLASSES: dict[str, type[Head]] = {cls.kind: cls for cls in (ClassificationHead, TokenHead, SimilarityHead)}
+
+
+def head_class(spec: TaskSpec) -> type[Head]:
+    """The head class for a task spec's kind (its reads/per_text/token_level/decode)."""
+    return HEAD_CLASSES[spec.kind]
+
+
+def build_head(spec: TaskSpec, in_dim: int) -> Head:
+    """The head module for a task spec."""
+    return head_class(spec)(spec, in_dim)
+
+
+def decode(spec: TaskSpec, probs: np.ndarray, text: str, offsets: list) -> dict[str, Any]:
+    """One text's prediction for one task, from NumPy probabilities: the same for every backend."""
+    return head_class(spec).decode(spec, probs, text, offsets)
+
+
+def per_text_tasks(specs: dict[str, TaskSpec], names: list[str]) -> list[str]:
+    """Those of `names` whose heads predict per text (similarity heads need pairs)."""
+    return [n for n in names if head_class(specs[n]).per_text]

@@ -1,0 +1,370 @@
+"""Reading training data (JSON lines, CSV/TSV, CoNLL, pair files), label sets, and batching."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .config import DatasetConfig, RunConfig, TaskConfig
+from ..errors import PolyheadError
+from ..modeling.heads import IGNORE_INDEX
+from ..modeling.tagging import first_subtokens, join_words
+from ..modeling.tasks import TaskSpec, bio_labels
+
+FORMATS = ("jsonl", "csv", "tsv", "conll")
+SPLITS = ("train", "dev", "test")
+
+
+class DataError(PolyheadError):
+    """Bad training data, reported with file, line and reason."""
+
+
+@dataclass
+class Example:
+    """One training/evaluation example; `labels` maps task name to its label (absent = unlabelled)."""
+
+    line: int
+    text: str = ""
+    words: list[str] | None = None
+    labels: dict[str, Any] = field(default_factory=dict)
+    pair: tuple[str, str] | None = None
+    score: float | None = None
+
+
+@dataclass
+class Source:
+    """A dataset feeding one or more tasks, with its examples per split."""
+
+    name: str
+    kind: str  # "text" (classification/token tasks) or "pair" (similarity)
+    tasks: list[str]
+    columns: dict[str, str]
+    cfg: DatasetConfig
+    batch_size: int
+    max_length: int | None
+    paths: dict[str, Path] = field(default_factory=dict)
+    splits: dict[str, list[Example]] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+# -- reading files ----------------------------------------------------------------------------
+def detect_format(path: Path, fmt: str | None) -> str:
+    """The file format: as given, else from the extension."""
+    if fmt:
+        if fmt not in FORMATS:
+            raise DataError(f"{path}: unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        return fmt
+    ext = path.suffix.lower().lstrip(".")
+    mapping = {"jsonl": "jsonl", "json": "jsonl", "ndjson": "jsonl", "csv": "csv", "tsv": "tsv", "conll": "conll", "txt": "conll", "iob": "conll"}
+    if ext not in mapping:
+        raise DataError(f"{path}: cannot tell the format from the extension; set format: jsonl, csv, tsv or conll")
+    return mapping[ext]
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise DataError(f"{path}: file does not exist")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x}); convert the file to UTF-8") from None
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty")
+    return text
+
+
+def read_records(path: Path, fmt: str, delimiter: str | None = None, tag_column: int = -1) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, record) from a data file; CoNLL gives {"tokens", "tags"} per sentence."""
+    text = _read_text(path)
+    if fmt == "jsonl":
+        for no, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{no}: invalid JSON ({exc.msg})") from None
+            if not isinstance(rec, dict):
+                raise DataError(f"{path}:{no}: expected a JSON object, got {type(rec).__name__}")
+            yield no, rec
+    elif fmt in ("csv", "tsv"):
+        delim = delimiter or ("\t" if fmt == "tsv" else ",")
+        reader = csv.DictReader(io.StringIO(text), delimiter=delim)
+        if not reader.fieldnames:
+            raise DataError(f"{path}: no header row")
+        for rec in reader:
+            if None in rec:
+                raise DataError(f"{path}:{reader.line_num}: more fields than the header has")
+            yield reader.line_num, rec
+    elif fmt == "conll":
+        tokens: list[str] = []
+        tags: list[str] = []
+        start = 0
+        for no, line in enumerate(text.splitlines() + [""], 1):
+            parts = line.split()
+            if not parts or parts[0] == "-DOCSTART-":
+                if tokens:
+                    yield start, {"tokens": tokens, "tags": tags}
+                tokens, tags = [], []
+                continue
+            if len(parts) < 2:
+                raise DataError(f"{path}:{no}: expected 'token ... TAG', got {line.strip()!r} (token and tag counts differ)")
+            if not tokens:
+                start = no
+            tokens.append(parts[0])
+            tags.append(parts[tag_column])
+    else:  # pragma: no cover - detect_format guards this
+        raise DataError(f"{path}: unknown format {fmt}")
+
+
+# -- building sources -------------------------------------------------------------------------
+def _shorthand_dataset(task: TaskConfig, default_batch: int) -> DatasetConfig:
+    kind = TaskSpec(task.name, task.kind).kind
+    default_col = {"classification": "label", "token": "tags", "similarity": task.score_column}[kind]
+    return DatasetConfig(
+        name=task.name,
+        train=task.train or "",
+        dev=task.dev,
+        test=task.test,
+        format=task.format,
+        text_column=task.text_column,
+        tokens_column=task.tokens_column,
+        labels={task.name: task.label_column or default_col},
+        sentence1_column=task.sentence1_column,
+        sentence2_column=task.sentence2_column,
+        score_column=task.score_column,
+        tag_column=task.tag_column,
+        delimiter=task.delimiter,
+        batch_size=task.batch_size or default_batch,
+        max_length=task.max_length,
+        max_examples=task.max_examples,
+    )
+
+
+def build_sources(cfg: RunConfig, splits: Sequence[str] = SPLITS) -> tuple[list[Source], dict[str, TaskSpec]]:
+    """Read every dataset of a config, derive the label sets, and validate all labels early."""
+    kinds = {t.name: TaskSpec(t.name, t.kind).kind for t in cfg.tasks}
+    dataset_cfgs = list(cfg.datasets) + [
+        _shorthand_dataset(t, cfg.training.batch_size) for t in cfg.tasks if t.train is not None
+    ]
+    sources = []
+    for ds in dataset_cfgs:
+        task_kinds = {kinds[t] for t in ds.labels}
+        if "similarity" in task_kinds and len(ds.labels) > 1:
+            raise DataError(f"dataset {ds.name!r}: a similarity (pair) dataset can label only one task")
+        src = Source(
+            name=ds.name,
+            kind="pair" if "similarity" in task_kinds else "text",
+            tasks=list(ds.labels),
+            columns=dict(ds.labels),
+            cfg=ds,
+            batch_size=ds.batch_size or cfg.training.batch_size,
+            max_length=ds.max_length,
+        )
+        for split in splits:
+            path = cfg.resolve(getattr(ds, split))
+            if path is None:
+                continue
+            src.paths[split] = path
+            src.splits[split], src.skipped[split] = _read_split(src, path, kinds)
+            if ds.max_examples and split == "train":
+                src.splits[split] = src.splits[split][: ds.max_examples]
+        if "train" in splits and not src.splits.get("train"):
+            raise DataError(f"dataset {ds.name!r}: no labelled training examples in {src.paths.get('train')}")
+        sources.append(src)
+    specs = _label_sets(cfg, sources, kinds)
+    return sources, specs
+
+
+def _read_split(src: Source, path: Path, kinds: dict[str, str]) -> tuple[list[Example], int]:
+    ds = src.cfg
+    fmt = detect_format(path, ds.format)
+    out: list[Example] = []
+    skipped = 0
+    for no, rec in read_records(path, fmt, ds.delimiter, ds.tag_column):
+        where = f"{path}:{no}"
+        if src.kind == "pair":
+            ex = _pair_example(rec, ds, no, where)
+        else:
+            ex = _text_example(rec, src, kinds, fmt, no, where)
+        if ex is None:
+            skipped += 1
+            continue
+        out.append(ex)
+    return out, skipped
+
+
+def _column(rec: dict[str, Any], col: str, where: str) -> Any:
+    if col not in rec:
+        raise DataError(f"{where}: missing column {col!r} (has: {', '.join(map(str, rec))})")
+    return rec[col]
+
+
+def _pair_example(rec: dict[str, Any], ds: DatasetConfig, no: int, where: str) -> Example:
+    a = _column(rec, ds.sentence1_column, where)
+    b = _column(rec, ds.sentence2_column, where)
+    raw = _column(rec, next(iter(ds.labels.values())), where)
+    try:
+        score = float(raw)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: score {raw!r} is not a number") from None
+    if not isinstance(a, str) or not isinstance(b, str):
+        raise DataError(f"{where}: sentence columns must be strings")
+    return Example(line=no, pair=(a, b), score=score, labels={ds.name: score})
+
+
+def _text_example(rec: dict[str, Any], src: Source, kinds: dict[str, str], fmt: str, no: int, where: str) -> Example | None:
+    ds = src.cfg
+    words = None
+    token_tasks = [t for t in src.tasks if kinds[t] == "token"]
+    if fmt == "conll":
+        if len(token_tasks) != 1 or len(src.tasks) != 1:
+            raise DataError(f"{where}: a CoNLL file labels exactly one token task")
+        words = rec["tokens"]
+    elif token_tasks:
+        words = rec.get(ds.tokens_column)
+        if words is not None and (not isinstance(words, list) or not all(isinstance(w, str) for w in words)):
+            raise DataError(f"{where}: {ds.tokens_column!r} must be a list of strings")
+    if words is not None:
+        text, _ = join_words(words)
+    else:
+        text = _column(rec, ds.text_column, where)
+        if not isinstance(text, str):
+            raise DataError(f"{where}: {ds.text_column!r} must be a string, got {type(text).__name__}")
+    labels: dict[str, Any] = {}
+    for task in src.tasks:
+        if kinds[task] == "token":
+            tags = rec["tags"] if fmt == "conll" else rec.get(src.columns[task])
+            if tags is None:
+                continue
+            if words is None:
+                raise DataError(f"{where}: task {task!r} needs the word list {ds.tokens_column!r}")
+            if not isinstance(tags, list) or len(tags) != len(words):
+                n = len(tags) if isinstance(tags, list) else "no"
+                raise DataError(f"{where}: {len(words)} tokens but {n} tags for task {task!r}")
+            labels[task] = [str(t) for t in tags]
+        else:
+            value = rec.get(src.columns[task]) if fmt != "csv" else rec.get(src.columns[task], "")
+            if fmt in ("csv", "tsv") and src.columns[task] not in rec:
+                raise DataError(f"{where}: missing column {src.columns[task]!r}")
+            if value is None or value == "":
+                continue
+            labels[task] = str(value)
+    if not labels:
+        return None  # labels no task: counted as skipped and reported
+    return Example(line=no, text=text, words=words, labels=labels)
+
+
+def _label_sets(cfg: RunConfig, sources: list[Source], kinds: dict[str, str]) -> dict[str, TaskSpec]:
+    """Label sets from config or training data; unknown labels in dev/test fail here, early."""
+    specs: dict[str, TaskSpec] = {}
+    for t in cfg.tasks:
+        kind = kinds[t.name]
+        srcs = [s for s in sources if t.name in s.tasks]
+        labels = list(t.labels) if t.labels else None
+        if kind == "classification" and labels is None:
+            seen = {ex.labels[t.name] for s in srcs for ex in s.splits.get("train", []) if t.name in ex.labels}
+            labels = sorted(seen)
+        elif kind == "token":
+            if labels is None:
+                types = set()
+                for s in srcs:
+                    for ex in s.splits.get("train", []):
+                        for tag in ex.labels.get(t.name, []):
+                            if tag != "O":
+                                types.add(tag.partition("-")[2])
+                labels = bio_labels(sorted(types))
+        allowed = set(labels or [])
+        for s in srcs:
+            for split, examples in s.splits.items():
+                for ex in examples:
+                    if t.name not in ex.labels or kind == "similarity":
+                        continue
+                    values = ex.labels[t.name] if kind == "token" else [ex.labels[t.name]]
+                    for v in values:
+                        if kind == "token" and not (v == "O" or (v[:2] in ("B-", "I-") and len(v) > 2)):
+                            raise DataError(f"{s.paths[split]}:{ex.line}: tag {v!r} is not IOB (O, B-TYPE, I-TYPE)")
+                        if v not in allowed:
+                            what = "training data" if not t.labels else "the configured labels"
+                            raise DataError(
+                                f"{s.paths[split]}:{ex.line}: unknown label {v!r} for task {t.name!r} "
+                                f"(not in {what}: {', '.join(sorted(allowed)[:12])})"
+                            )
+        specs[t.name] = TaskSpec(
+            name=t.name,
+            kind=kind,
+            labels=labels or [],
+            hidden_dim=t.hidden_dim,
+            dropout=t.dropout,
+            loss=t.loss,
+            score_range=tuple(t.score_range),  # type: ignore[arg-type]
+        )
+    return specs
+
+
+# -- batching ---------------------------------------------------------------------------------
+def batch_indices(n: int, batch_size: int, seed: int, epoch: int, source_index: int, cycle: int) -> list[np.ndarray]:
+    """A deterministic shuffled split of range(n) into batches for (seed, epoch, source, cycle)."""
+    rng = np.random.default_rng([seed, epoch, source_index, cycle])
+    perm = rng.permutation(n)
+    return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def collate(
+    examples: Sequence[Example], src: Source, specs: dict[str, TaskSpec], tokenizer: Any, max_length: int
+) -> dict[str, Any]:
+    """Tokenise a batch and build each task's label tensor (-100 where an example lacks the label)."""
+    limit = src.max_length or max_length
+    if src.kind == "pair":
+        a = tokenizer([e.pair[0] for e in examples], padding=True, truncation=True, max_length=limit, return_tensors="pt")
+        b = tokenizer([e.pair[1] for e in examples], padding=True, truncation=True, max_length=limit, return_tensors="pt")
+        return {"kind": "pair", "a": dict(a), "b": dict(b), "scores": torch.tensor([e.score for e in examples]), "task": src.tasks[0]}
+    need_offsets = any(specs[t].kind == "token" for t in src.tasks)
+    enc = tokenizer(
+        [e.text for e in examples],
+        padding=True,
+        truncation=True,
+        max_length=limit,
+        return_tensors="pt",
+        return_offsets_mapping=need_offsets,
+    )
+    offsets = enc.pop("offset_mapping").tolist() if need_offsets else None
+    labels: dict[str, torch.Tensor] = {}
+    firsts: list[list[int]] = []
+    for task in src.tasks:
+        spec = specs[task]
+        index = {lab: i for i, lab in enumerate(spec.labels)}
+        if spec.kind == "classification":
+            labels[task] = torch.tensor([index[e.labels[task]] if task in e.labels else IGNORE_INDEX for e in examples])
+        else:
+            lab = torch.full(enc["input_ids"].shape, IGNORE_INDEX, dtype=torch.long)
+            firsts = []
+            for i, e in enumerate(examples):
+                spans = join_words(e.words)[1] if e.words else []
+                f = first_subtokens([tuple(o) for o in offsets[i]], spans)  # type: ignore[index]
+                firsts.append(f)
+                if task in e.labels:
+                    for w, t in enumerate(f):
+                        if t >= 0:
+                            lab[i, t] = index[e.labels[task][w]]
+            labels[task] = lab
+    return {"kind": "text", "inputs": dict(enc), "labels": labels, "firsts": firsts}
+
+
+def describe(sources: list[Source]) -> list[str]:
+    """Human-readable lines: examples per split and skipped rows for each dataset."""
+    lines = []
+    for s in sources:
+        parts = [f"{k} {len(v)}" for k, v in s.splits.items()]
+        skipped = {k: v for k, v in s.skipped.items() if v}
+        extra = f"; skipped (no label for any task): {skipped}" if skipped else ""
+        lines.append(f"{s.name}: tasks {', '.join(s.tasks)}; {', '.join(parts)}{extra}")
+    return lines

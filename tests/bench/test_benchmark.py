@@ -1,0 +1,215 @@
+"""The benchmark runner and study, end to end on tiny synthetic data with the tiny random encoder."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from polyhead.bench import benchmark as bm
+from train_helpers import NER, TOPICS, tiny_encoder_dir
+
+SENTIMENT = {"positive": ["a lovely warm film", "great acting and story", "i loved every minute"],
+             "negative": ["a dull boring mess", "terrible script and pacing", "i hated the ending"]}
+PAIRS = [("a cat sits", "a cat is sitting", 4.8), ("a dog runs", "stocks fell", 0.2),
+         ("the sun is hot", "it is sunny", 3.5), ("he plays piano", "a man eats", 0.5)]
+
+
+def _write(path: Path, lines: list[str]) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def _task_files(root: Path, task: str) -> dict[str, str]:
+    """train/dev/test files for one benchmark task name, in the formats the real datasets use."""
+    out = {}
+    for split, reps in (("train", 6), ("dev", 1), ("test", 1)):
+        if task in ("trec", "sentiment"):
+            data = TOPICS if task == "trec" else SENTIMENT
+            rows = [json.dumps({"text": t, "label": lab}) for _ in range(reps) for lab, ts in data.items() for t in ts]
+            out[split] = _write(root / task / f"{split}.jsonl", rows)
+        elif task == "conll2003":
+            lines = []
+            for _ in range(reps):
+                for words, tags in NER:
+                    lines += [f"{w} {t}" for w, t in zip(words, tags)] + [""]
+            out[split] = _write(root / task / f"{split}.conll", lines)
+        else:
+            rows = [json.dumps({"sentence1": a, "sentence2": b, "score": s}) for _ in range(reps) for a, b, s in PAIRS]
+            out[split] = _write(root / task / f"{split}.jsonl", rows)
+    return out
+
+
+KINDS = {"trec": "classification", "sentiment": "classification", "conll2003": "token", "stsb": "similarity"}
+
+
+@pytest.fixture(scope="module")
+def configs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A joint config and four single-task configs shaped like configs/, on tiny data and the tiny encoder."""
+    root = tmp_path_factory.mktemp("bench")
+    enc = {"model": str(tiny_encoder_dir(root)), "max_length": 32}
+    training = {"epochs": 2, "batch_size": 4, "lr": 1e-3, "seed": 3}
+    tasks = []
+    for name, kind in KINDS.items():
+        t = {"name": name, "kind": kind, **_task_files(root / "data", name)}
+        if kind == "similarity":
+            t["score_range"] = [0, 5]
+        tasks.append(t)
+        (root / "single").mkdir(exist_ok=True)
+        (root / "single" / f"{name}.yaml").write_text(yaml.safe_dump({"encoder": enc, "tasks": [t], "training": training}))
+    joint = root / "benchmark.yaml"
+    joint.write_text(yaml.safe_dump({"encoder": enc, "tasks": tasks, "training": {**training, "sampling": "temperature"}}))
+    return {"root": root, "joint": joint, "single": root / "single"}
+
+
+def _check_schema(doc: dict) -> None:
+    assert set(doc) >= {"machine", "date", "command", "records"}
+    assert isinstance(doc["machine"], str) and doc["machine"] and isinstance(doc["date"], str)
+    for r in doc["records"]:
+        assert set(r) == {"run", "task", "split", "metric", "value", "seconds", "trainable_params"}
+        assert r["task"] in bm.TASKS and r["split"] == "test"
+        assert r["metric"] in ("accuracy", "macro_f1", "entity_f1", "spearman")
+        assert isinstance(r["value"], float) and isinstance(r["seconds"], float) and isinstance(r["trainable_params"], int)
+
+
+def test_quick_benchmark_writes_schema_and_table(configs: dict[str, Path], tmp_path: Path) -> None:
+    said: list[str] = []
+    doc = bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "out", tmp_path / "results", quick=True,
+                           command="polyhead benchmark --quick", log=said.append)
+    # Long runs are not silent: each run's dev summaries reach the log, named by run.
+    assert any(m.startswith("[joint] step ") and " dev: " in m for m in said)
+    assert any(m.startswith("[single-trec] ") for m in said)
+    on_disk = json.loads((tmp_path / "out" / "benchmark.json").read_text())
+    assert on_disk == doc
+    # A quick run goes to benchmark-quick.json, never over the committed full figures.
+    assert (tmp_path / "results" / "benchmark-quick.json").is_file()
+    assert not (tmp_path / "results" / "benchmark.json").exists()
+    _check_schema(doc)
+    assert doc["command"] == "polyhead benchmark --quick" and doc["subset"]
+    runs = {(r["run"], r["task"]) for r in doc["records"]}
+    for task in bm.TASKS:
+        assert ("joint", task) in runs and ("single", task) in runs
+        assert (("frozen-encoder", task) in runs) == (task != "stsb")
+    assert ("untrained", "stsb") in runs
+    frozen = {r["trainable_params"] for r in doc["records"] if r["run"] == "frozen-encoder"}
+    single = {r["trainable_params"] for r in doc["records"] if r["run"] == "single" and r["task"] != "stsb"}
+    assert max(frozen) < min(single)  # heads only
+    assert [r["trainable_params"] for r in doc["records"] if r["run"] == "untrained"] == [0]
+    md = (tmp_path / "out" / "benchmark.md").read_text()
+    assert "QUICK SUBSET" in md and "| task | test metric | joint | single-task |" in md
+    for task in bm.TASKS:
+        assert f"| {task} |" in md
+
+
+def test_subset_is_seeded_and_keeps_conll_sentences(tmp_path: Path) -> None:
+    src = tmp_path / "a.conll"
+    src.write_text("\n\n".join(f"w{i} O\nx{i} B-PER" for i in range(50)) + "\n", encoding="utf-8")
+    assert bm.write_subset(src, tmp_path / "b.conll", 10, seed=1) == 10
+    bm.write_subset(src, tmp_path / "c.conll", 10, seed=1)
+    text = (tmp_path / "b.conll").read_text()
+    assert text == (tmp_path / "c.conll").read_text()
+    blocks = [b for b in text.split("\n\n") if b.strip()]
+    assert len(blocks) == 10 and all(len(b.strip().splitlines()) == 2 for b in blocks)
+
+
+def test_study_scenarios_on_tiny_data(configs: dict[str, Path], tmp_path: Path) -> None:
+    doc = bm.run_study(configs["joint"], tmp_path / "study", tmp_path / "results", subset=bm.QUICK,
+                       scenarios=["frozen-backbone", "gradual-unfreezing", "head-frozen"],
+                       command="polyhead benchmark --study --quick", log=lambda m: None)
+    _check_schema(doc)
+    assert (tmp_path / "results" / "study-quick.json").is_file()
+    assert doc["scenarios"] == ["frozen-backbone", "full", "gradual-unfreezing", "head-frozen"]  # full: head-frozen starts there
+    params = {r["run"]: r["trainable_params"] for r in doc["records"]}
+    assert 0 < params["frozen-backbone"] < params["full"] == params["gradual-unfreezing"]
+    tasks = {r["task"] for r in doc["records"] if r["run"] == "head-frozen"}
+    assert tasks == set(bm.TASKS)  # the frozen head's task is scored on the moved backbone too
+    assert "before" in doc["notes"]["head-frozen"]
+    md = (tmp_path / "study" / "study.md").read_text()
+    assert "| head-frozen |" in md and "Subset (same for every scenario)" in md
+
+
+def test_parse_subset() -> None:
+    s = bm.parse_subset("0.1:1:300")
+    assert (s.train_fraction, s.epochs, s.dev_cap) == (0.1, 1, 300) and "full test" in s.describe()
+    with pytest.raises(bm.PolyheadError):
+        bm.parse_subset("2:1")
+    with pytest.raises(bm.PolyheadError):
+        bm.parse_subset("half")
+
+
+def _doc(command: str, date: str, records: list[tuple[str, str, str, float]], subset: str | None = None) -> dict:
+    return {"machine": "test box", "date": date, "command": command, "subset": subset, "total_seconds": 10.0,
+            "records": [{"run": run, "task": task, "split": "test", "metric": metric, "value": value,
+                         "seconds": 5.0, "trainable_params": 7} for run, task, metric, value in records]}
+
+
+def test_merge_combines_separate_invocations(tmp_path: Path) -> None:
+    a = tmp_path / "a.json"
+    b = tmp_path / "b.json"
+    a.write_text(json.dumps(_doc("polyhead benchmark --runs untrained,frozen-encoder", "2026-01-01",
+                                 [("untrained", "stsb", "spearman", 0.82), ("frozen-encoder", "trec", "accuracy", 0.8)])))
+    b.write_text(json.dumps(_doc("polyhead benchmark --runs joint,frozen-encoder", "2026-01-02",
+                                 [("joint", "stsb", "spearman", 0.84), ("frozen-encoder", "trec", "accuracy", 0.9)])))
+    doc = bm.merge_results([a, b], tmp_path / "results")
+    _check_schema(doc)  # records keep the issue's schema exactly
+    assert doc == json.loads((tmp_path / "results" / "benchmark.json").read_text())
+    got = {(r["run"], r["task"]): r["value"] for r in doc["records"]}
+    assert got == {("untrained", "stsb"): 0.82, ("frozen-encoder", "trec"): 0.9, ("joint", "stsb"): 0.84}  # later wins
+    assert [s["runs"] for s in doc["sources"]] == [["untrained/stsb"], ["frozen-encoder/trec", "joint/stsb"]]
+    assert doc["date"] == "2026-01-02" and doc["total_seconds"] == 20.0 and "--runs joint" in doc["command"]
+    md = (tmp_path / "results" / "benchmark.md").read_text()
+    assert "`polyhead benchmark --runs untrained,frozen-encoder` (2026-01-01" in md and "| 0.8400 |" in md
+
+    # Merging the merged file with a newer untrained run: the first source is fully replaced and drops out.
+    c = tmp_path / "c.json"
+    c.write_text(json.dumps(_doc("polyhead benchmark --runs untrained", "2026-01-03", [("untrained", "stsb", "spearman", 0.83)])))
+    again = bm.merge_results([tmp_path / "results" / "benchmark.json", c], tmp_path / "results")
+    assert [s["date"] for s in again["sources"]] == ["2026-01-02", "2026-01-03"]
+    assert {(r["run"], r["task"]): r["value"] for r in again["records"]}[("untrained", "stsb")] == 0.83
+
+
+def test_merge_refuses_subsets_and_garbage(tmp_path: Path) -> None:
+    sub = tmp_path / "sub.json"
+    sub.write_text(json.dumps(_doc("polyhead benchmark --quick", "d", [], subset="3% of train")))
+    with pytest.raises(bm.PolyheadError, match="subset run"):
+        bm.merge_results([sub], tmp_path)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(bm.PolyheadError, match="cannot read benchmark results"):
+        bm.merge_results([bad], tmp_path)
+    with pytest.raises(bm.PolyheadError, match="cannot read"):
+        bm.merge_results([tmp_path / "missing.json"], tmp_path)
+
+
+def test_results_file_accumulates_scenarios_across_invocations(configs: dict[str, Path], tmp_path: Path) -> None:
+    """Running one more scenario adds it to the results file instead of dropping the others' figures."""
+    first = bm.run_study(configs["joint"], tmp_path / "s1", tmp_path / "results", subset=bm.QUICK,
+                         scenarios=["frozen-all"], command="polyhead benchmark --study --quick --scenarios frozen-all",
+                         log=lambda m: None)
+    second = bm.run_study(configs["joint"], tmp_path / "s2", tmp_path / "results", subset=bm.QUICK,
+                          scenarios=["frozen-backbone"], command="polyhead benchmark --study --quick --scenarios frozen-backbone",
+                          log=lambda m: None)
+    assert {r["run"] for r in second["records"]} == {"frozen-backbone"}  # the output folder holds this invocation only
+    kept = json.loads((tmp_path / "results" / "study-quick.json").read_text())
+    _check_schema(kept)
+    assert kept["scenarios"] == ["frozen-all", "frozen-backbone"]
+    assert {r["run"] for r in kept["records"]} == {"frozen-all", "frozen-backbone"}
+    assert [s["command"] for s in kept["sources"]] == [first["command"], second["command"]]
+    md = (tmp_path / "results" / "study-quick.md").read_text()
+    assert "| frozen-all |" in md and "| frozen-backbone |" in md and "Commands:" in md
+
+
+def test_combine_refuses_different_data() -> None:
+    with pytest.raises(bm.PolyheadError, match="different data"):
+        bm.combine([_doc("a", "d1", [], subset=None), _doc("b", "d2", [], subset="3% of train")])
+
+
+def test_merge_refuses_training_flags(tmp_path: Path) -> None:
+    from polyhead.cli import build_parser
+
+    args = build_parser().parse_args(["benchmark", "--study", "--merge", str(tmp_path / "a.json")])
+    with pytest.raises(bm.PolyheadError, match="--merge trains nothing"):
+        bm.main(args)
+    assert not list(tmp_path.iterdir())  # nothing trained, nothing written

@@ -1,0 +1,26 @@
+"""The 0.1 module names keep importing for one release, with a warning naming the new place."""
+import importlib
+import sys
+
+import pytest
+
+from polyhead._compat import MOVED
+
+
+@pytest.mark.parametrize("old,new", sorted(MOVED.items()))
+def test_old_module_name_imports_the_new_module_with_a_warning(old, new):
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=rf"{old} moved to {new}"):
+        module = importlib.import_module(old)
+    assert module is importlib.import_module(new)
+
+
+def test_old_names_still_offer_their_public_functions():
+    sys.modules.pop("polyhead.serve", None)
+    sys.modules.pop("polyhead.train", None)
+    with pytest.warns(DeprecationWarning):
+        from polyhead.serve import ServeSettings, create_app  # noqa: F401
+        from polyhead.train import train  # noqa: F401
+    from polyhead.training.loop import train as new_train
+
+    assert train is new_train
