@@ -19,6 +19,7 @@ pytest.importorskip("onnx")
 from conftest import make_tiny_encoder  # noqa: E402
 
 from polyhead import MultiTaskModel, PolyheadError, load  # noqa: E402
+from polyhead.modeling.backend import InferenceModel  # noqa: E402
 from polyhead.onnx import MANIFEST, OnnxModel, export_cli, export_onnx  # noqa: E402
 
 TEXTS = [
@@ -151,14 +152,34 @@ def test_batches_are_padded_to_their_longest_text_not_max_length(onnx_fp32: Onnx
     np.testing.assert_allclose(out, np.stack([onnx_fp32.encode(t) for t in texts]), atol=1e-5)
 
 
-def test_info_and_encoder_view(onnx_fp32: OnnxModel) -> None:
+def test_meets_the_inference_contract_like_pytorch(torch_model: MultiTaskModel, onnx_fp32: OnnxModel) -> None:
     info = onnx_fp32.info()
     assert info["backend"] == "onnxruntime" and info["variant"] == "fp32" and info["quantized"] is False
     assert [t["name"] for t in info["tasks"]] == ["topic", "ner", "sts"]
-    enc = onnx_fp32.encoder
-    assert enc.tokenizer is onnx_fp32.tokenizer and enc.dim == 32 and enc.normalize is True
-    assert enc.device.type == "cpu"
+    assert isinstance(onnx_fp32, InferenceModel) and isinstance(torch_model, InferenceModel)
+    assert onnx_fp32.backend == "onnxruntime" and torch_model.backend == "torch"
+    assert onnx_fp32.tokenizer.vocab == torch_model.tokenizer.vocab
     assert set(onnx_fp32.tasks) == {"topic", "ner", "sts"}
+    # describe() gives /info the same facts whichever backend runs the model.
+    got, expected = onnx_fp32.describe(), torch_model.describe()
+    assert set(got) == set(expected)
+    same = ("dimensions", "max_length", "pooling", "normalize", "encoder", "tasks")
+    assert {k: got[k] for k in same} == {k: expected[k] for k in same}
+    assert got["dimensions"] == 32 and got["device"] == "cpu"
+    assert got["backend"] == "onnxruntime" and got["precision"] == "fp32"
+    # No encoder-shaped view of itself: the encoder's choices are the model's own attributes.
+    assert not hasattr(onnx_fp32, "encoder")
+    assert (onnx_fp32.dim, onnx_fp32.normalize, onnx_fp32.device.type) == (32, True, "cpu")
+
+
+def test_bad_texts_and_batch_sizes_are_one_line_errors(onnx_fp32: OnnxModel) -> None:
+    with pytest.raises(PolyheadError, match="text 1 is a int, not a string"):
+        onnx_fp32.encode(["fine", 3])  # type: ignore[list-item]
+    with pytest.raises(PolyheadError, match="batch_size must be at least 1"):
+        onnx_fp32.predict(["x"], batch_size=0)
+    with pytest.raises(PolyheadError, match="2 first texts but 1 second"):
+        onnx_fp32.similarity(["a", "b"], ["c"])
+    assert onnx_fp32.encode([]).shape == (0, 32)
 
 
 def test_encoder_only_export_via_cli(tmp_path: Path) -> None:

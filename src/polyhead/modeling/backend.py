@@ -4,10 +4,12 @@ streaming encoder call one API and never ask which backend they hold.
 """
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from ..errors import PolyheadError
+from .heads import decode
 from .tasks import TaskSpec
 
 
@@ -74,3 +76,52 @@ def describe_encoder(model: Any, info: dict[str, Any]) -> dict[str, Any]:
         "parameters": info.get("parameters"),
         "tasks": describe_tasks(model.tasks),
     }
+
+
+# -- helpers both backends share (the PyTorch model and polyhead.onnx.OnnxModel) -------------
+def check_texts(texts: Sequence[str] | str) -> list[str]:
+    """The texts as a list (one string counts as one text); a non-string is a one-line error."""
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise PolyheadError(f"text {i} is a {type(t).__name__}, not a string")
+    return texts
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Indices of the texts in batches of similar token length, longest first.
+
+    Each batch is then padded only to its own longest text, which is what makes mixed-length
+    corpora cheap; callers put results back at these indices to restore the input order.
+    """
+    if batch_size < 1:
+        raise PolyheadError(f"batch_size must be at least 1, got {batch_size}")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def prediction(
+    text: str,
+    embedding: np.ndarray | None,
+    specs: dict[str, TaskSpec],
+    probs: dict[str, np.ndarray],
+    offsets: list,
+) -> dict[str, Any]:
+    """One text's `predict()` item from its embedding (None: left out) and each task's probabilities."""
+    item: dict[str, Any] = {"text": text}
+    if embedding is not None:
+        item["embedding"] = embedding
+    item["tasks"] = {name: decode(specs[name], p, text, offsets) for name, p in probs.items()}
+    return item
+
+
+def paired_similarity(model: Any, texts_a: Sequence[str], texts_b: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    """Cosine similarity of each pair (texts_a[i], texts_b[i]) from `model.encode`, normalised."""
+    if len(texts_a) != len(texts_b):
+        raise PolyheadError(f"got {len(texts_a)} first texts but {len(texts_b)} second texts")
+    a = model.encode(texts_a, batch_size=batch_size, normalize=True)
+    b = model.encode(texts_b, batch_size=batch_size, normalize=True)
+    return (a * b).sum(axis=1)

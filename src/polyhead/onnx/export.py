@@ -1,4 +1,4 @@
-"""ONNX export of a whole polyhead model (encoder + pooling + every head) and an ONNX Runtime loader.
+"""ONNX export of a whole polyhead model (encoder + pooling + every head); runtime.py runs it.
 
 Layout of an export folder (default MODEL_DIR/onnx/):
 
@@ -10,11 +10,14 @@ Layout of an export folder (default MODEL_DIR/onnx/):
 Why one graph: every head reads the same encoder output, so one graph means one ORT call per
 batch and no copy of the (batch, seq, dim) token states across a session boundary; the heads
 are a few small MatMuls, so running them when only embeddings are asked for costs ~nothing.
+
+Never lose work: the output folder is replaced only when it is missing, empty or a previous
+export (it holds polyhead-onnx.json), or with force=True (--force); never when it is, or holds,
+the model being exported, since replacing it would delete the model.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -22,20 +25,19 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable
 
 import numpy as np
 
 from .. import __version__
+from ..console import say
 from ..errors import PolyheadError
+from ..io import check_replaceable_dir, read_json, replace_dir, write_json_atomic
+from ..modeling.encoder import Encoder
+from ..modeling.model import CONFIG_FILE, MultiTaskModel
+from .runtime import FORMAT_NAME, FORMAT_VERSION, FP32_FILE, INT8_FILE, MANIFEST, TOKENIZER_DIR, make_session, read_manifest
 
-MANIFEST = "polyhead-onnx.json"
-FORMAT_NAME = "polyhead-onnx"
-FORMAT_VERSION = 1
 OPSET = 17
-FP32_FILE = "model.onnx"
-INT8_FILE = "model_int8.onnx"
-TOKENIZER_DIR = "tokenizer"
 # ORT's transformer fusions know these architectures' attention/LayerNorm/GELU patterns.
 _FUSABLE = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "camembert", "mpnet"}
 # A fused graph that drifts further than this from the plain export is discarded.
@@ -48,17 +50,18 @@ def export_onnx(
     out_dir: str | os.PathLike,
     quantize: str | None = None,
     optimize: bool = False,
+    force: bool = False,
 ) -> Path:
     """Export a MultiTaskModel (or a bare Encoder) to an ONNX folder; return the folder.
 
     optimize=True also applies ORT's offline transformer fusions (one Attention op per layer);
     off by default because on the measured CPU the plain graph, which ORT optimises itself at
     load time, ran faster (docs/speed.md).
+
+    out_dir must be missing, empty or a previous export, else force=True replaces it; a model
+    folder (or a folder holding the encoder being exported) is refused even with force.
     """
     import torch
-
-    from ..modeling.encoder import Encoder
-    from ..modeling.model import MultiTaskModel
 
     if quantize not in (None, "int8"):
         raise PolyheadError(f"unknown quantisation {quantize!r}; the only one is int8")
@@ -67,6 +70,8 @@ def export_onnx(
     if not isinstance(model, MultiTaskModel):
         raise PolyheadError(f"can only export a MultiTaskModel or an Encoder, got {type(model).__name__}")
     out_dir = Path(out_dir)
+    # Before any work: a refused folder must not cost a whole export first.
+    check_export_target(out_dir, force, _local_folders(model.encoder.name_or_path))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
@@ -106,9 +111,8 @@ def export_onnx(
             "tokenizer": TOKENIZER_DIR,
             "polyhead": model.config_dict(),
         }
-        with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
-            json.dump(manifest, fh, indent=2)
-        _replace_dir(tmp, out_dir)
+        write_json_atomic(tmp / MANIFEST, manifest)
+        replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -200,25 +204,6 @@ def _set_attn(backbone: Any, impl: str | None) -> None:
         backbone.config._attn_implementation = impl
 
 
-def _session(path: Path | str, threads: int | None = None, providers: Sequence[str] | None = None) -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        opts.intra_op_num_threads = int(threads)
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=list(providers or _default_providers()))
-
-
-def _default_providers() -> list[str]:
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-
-
 def _fuse(model: Any, raw: Path, out: Path, probe: dict) -> tuple[Path, dict[str, Any]]:
     """Apply ORT's transformer fusions (Attention, SkipLayerNorm, BiasGelu, ...) if they keep parity."""
     config = model.encoder.backbone.config
@@ -241,7 +226,7 @@ def _fuse(model: Any, raw: Path, out: Path, probe: dict) -> tuple[Path, dict[str
         fused.save_model_to_file(str(out))
     except Exception as exc:  # noqa: BLE001 - fusion is an optimisation; the plain graph still works
         return raw, {"applied": False, "reason": f"fusion failed: {type(exc).__name__}: {exc}"}
-    diff = _max_output_diff(_session(raw), _session(out), probe)
+    diff = _max_output_diff(make_session(raw), make_session(out), probe)
     if diff > _FUSION_TOLERANCE:
         out.unlink(missing_ok=True)
         return raw, {"applied": False, "reason": f"fused graph differs by {diff:.2e} > {_FUSION_TOLERANCE}", "ops": stats}
@@ -285,7 +270,7 @@ def _quantize_int8(src: Path, dst: Path, heads: list[str], probe: dict) -> dict[
         )
     finally:
         logging.getLogger().removeFilter(quiet)
-    a, b = _session(src), _session(dst)
+    a, b = make_session(src), make_session(dst)
     ea = a.run(["sentence_embedding"], _feed_for(a, probe))[0]
     eb = b.run(["sentence_embedding"], _feed_for(b, probe))[0]
     cos = (ea * eb).sum(1) / (np.linalg.norm(ea, axis=1) * np.linalg.norm(eb, axis=1) + 1e-12)
@@ -344,276 +329,66 @@ def _output_specs(model: Any, heads: list[str]) -> list[dict[str, Any]]:
     return specs
 
 
-def _replace_dir(tmp: Path, folder: Path) -> None:
-    if folder.exists():
-        if not folder.is_dir():
-            raise PolyheadError(f"{folder} exists and is not a folder")
-        old = folder.parent / f".{folder.name}.old-{os.getpid()}"
-        os.replace(folder, old)
-        shutil.rmtree(old, ignore_errors=True)
-    os.replace(tmp, folder)
+def check_export_target(out_dir: str | os.PathLike, force: bool = False, models: Iterable[str | os.PathLike] = ()) -> None:
+    """Refuse (PolyheadError) an export folder whose replacement would lose work.
+
+    Refused even with force: a file (replacing folders only), a polyhead model folder, and the
+    folder of any of `models` or a folder above one (replacing it would delete that model).
+    Otherwise only a missing or empty folder or a previous export, unless force.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise PolyheadError(f"{out} exists and is not a folder; choose another output folder")
+    where = out.resolve()
+    for model in models:
+        src = Path(model).resolve()
+        if where == src or where in src.parents:
+            what = "is" if where == src else "holds"
+            raise PolyheadError(
+                f"{out} {what} the model being exported: exporting there would delete it, even with --force; "
+                f"choose another output folder (the default is {Path(model) / 'onnx'})"
+            )
+    if (out / CONFIG_FILE).is_file():
+        raise PolyheadError(
+            f"{out} is a polyhead model folder ({CONFIG_FILE}): exporting there would delete the model, even with "
+            f"--force; choose another output folder (the default is {out / 'onnx'})"
+        )
+    check_replaceable_dir(out, [MANIFEST], "an ONNX export", force)
+
+
+def _local_folders(name_or_path: str) -> list[Path]:
+    """The encoder's source as a folder to protect, when it is one on this machine."""
+    if not name_or_path:  # Path("") is the current folder, which is no model
+        return []
+    path = Path(name_or_path).expanduser()
+    return [path] if path.is_dir() else []
 
 
 def export_cli(args: argparse.Namespace) -> int:
-    """`polyhead export MODEL_DIR --format onnx [--quantize int8] [-o DIR]`."""
-    from ..cli.main import say
-    from ..modeling.encoder import Encoder
-    from ..modeling.model import CONFIG_FILE, MultiTaskModel
-
+    """`polyhead export MODEL_DIR --format onnx [--quantize int8] [-o DIR] [--force]`."""
     if getattr(args, "format", "onnx") != "onnx":
         raise PolyheadError(f"unknown export format {args.format!r}; the only one is onnx")
     src = Path(args.model_dir)
+    out = Path(args.output) if args.output else src / "onnx"
+    force = bool(getattr(args, "force", False))
+    # Checked before the model loads, and against MODEL_DIR itself: a loaded model does not
+    # remember its folder, so export_onnx alone could not tell that -o MODEL_DIR deletes it.
+    check_export_target(out, force, [src])
     if (src / CONFIG_FILE).is_file():
         model: Any = MultiTaskModel.load(src, device="cpu")
     elif (src / "config.json").is_file():
         # A plain encoder folder: export embeddings only, with the default choices (max length
         # capped at the backbone's positions so small backbones export too).
-        positions = json.loads((src / "config.json").read_text(encoding="utf-8")).get("max_position_embeddings") or 256
+        positions = read_json(src / "config.json").get("max_position_embeddings") or 256
         model = Encoder(src, device="cpu", max_length=min(256, int(positions)))
     else:
         raise PolyheadError(f"{src} is neither a polyhead model nor an encoder folder")
-    out = Path(args.output) if args.output else src / "onnx"
     started = time.perf_counter()
-    export_onnx(model, out, quantize=args.quantize)
-    manifest = _read_manifest(out)
+    export_onnx(model, out, quantize=args.quantize, force=force)
+    manifest = read_manifest(out)
     fusion = manifest["ort_fusion"]
     say(f"exported to {out} in {time.perf_counter() - started:.1f}s: " + ", ".join(manifest["files"].values()))
     say("ORT fusion: " + (", ".join(f"{k} x{v}" for k, v in fusion["ops"].items()) if fusion["applied"] else fusion["reason"]))
     if manifest["quantization"]:
         say(f"int8: min cosine to fp32 on a probe batch {manifest['quantization']['probe_min_cosine_vs_fp32']:.4f}")
     return 0
-
-
-# -- loading and inference --------------------------------------------------------------------
-def _read_manifest(folder: Path) -> dict[str, Any]:
-    from ..modeling.encoder import read_json
-
-    data = read_json(folder / MANIFEST)
-    if data.get("format") != FORMAT_NAME:
-        raise PolyheadError(f"{folder / MANIFEST}: format is {data.get('format')!r}, expected {FORMAT_NAME!r}")
-    if data.get("format_version") != FORMAT_VERSION:
-        raise PolyheadError(f"{folder}: ONNX export format version {data.get('format_version')!r} is not supported")
-    return data
-
-
-def find_onnx_dir(path: str | os.PathLike) -> Path:
-    """The export folder for PATH: PATH itself if it holds the manifest, else PATH/onnx."""
-    path = Path(path)
-    for cand in (path, path / "onnx"):
-        if (cand / MANIFEST).is_file():
-            return cand
-    raise PolyheadError(f"no ONNX export in {path} (no {MANIFEST}); run: polyhead export {path} --format onnx")
-
-
-class OnnxModel:
-    """A polyhead model exported to ONNX, run on ONNX Runtime, with MultiTaskModel's inference API."""
-
-    def __init__(self, folder: Path, manifest: dict[str, Any], session: Any, tokenizer: Any, variant: str) -> None:
-        from ..modeling.tasks import TaskSpec
-
-        self.folder = folder
-        self.manifest = manifest
-        self.session = session
-        self.tokenizer = tokenizer
-        self.variant = variant
-        cfg = manifest["polyhead"]
-        enc = cfg.get("encoder", {})
-        self.pooling = enc.get("pooling", "mean")
-        self.normalize = bool(enc.get("normalize", True))
-        self.max_length = int(enc.get("max_length", 256))
-        self.dim = int(enc.get("dim", 0))
-        self.name_or_path = enc.get("name_or_path", str(folder))
-        self.tasks: dict[str, TaskSpec] = {t["name"]: TaskSpec.from_dict(t) for t in cfg.get("tasks", [])}
-        self.precision = variant  # "fp32" or "int8": what the weights are stored as
-        self._inputs = {i.name for i in session.get_inputs()}
-        self._warned_truncation = False
-
-    # -- construction -------------------------------------------------------------------
-    @classmethod
-    def load(
-        cls,
-        path: str | os.PathLike,
-        variant: str | None = None,
-        threads: int | None = None,
-        providers: Sequence[str] | None = None,
-    ) -> "OnnxModel":
-        """Load MODEL_DIR/onnx or an export folder; variant fp32|int8 (default: the export's default)."""
-        from transformers import AutoTokenizer
-
-        from ..modeling.encoder import quiet_transformers
-
-        folder = find_onnx_dir(path)
-        manifest = _read_manifest(folder)
-        variant = variant or manifest.get("default", "fp32")
-        files = manifest.get("files", {})
-        if variant not in files:
-            raise PolyheadError(f"{folder} has no {variant} model (it has {', '.join(files)})")
-        onnx_path = folder / files[variant]
-        if not onnx_path.is_file():
-            raise PolyheadError(f"{folder}: missing {files[variant]}")
-        quiet_transformers()
-        tokenizer = AutoTokenizer.from_pretrained(str(folder / manifest.get("tokenizer", TOKENIZER_DIR)), trust_remote_code=False)
-        return cls(folder, manifest, _session(onnx_path, threads, providers), tokenizer, variant)
-
-    # -- encoder-like view ----------------------------------------------------------------
-    @property
-    def encoder(self) -> "OnnxModel":
-        """The model itself: it carries tokenizer, dim, normalize, max_length, encode() like an Encoder."""
-        return self
-
-    @property
-    def device(self) -> Any:
-        """The device ORT runs on, as a torch.device (for code written against Encoder)."""
-        import torch
-
-        return torch.device("cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu")
-
-    # -- batching -------------------------------------------------------------------------
-    def batches(self, texts: Sequence[str], batch_size: int, offsets: bool = False) -> Iterator[tuple[list[int], dict[str, np.ndarray], list]]:
-        """Yield (original indices, numpy feed, offsets) for length-sorted batches padded to their longest text.
-
-        Texts are tokenised once; each batch is padded only to its own longest member, never to
-        max_length, and the caller puts results back in input order.
-        """
-        from ..modeling.encoder import _check_texts
-
-        if batch_size < 1:
-            raise PolyheadError(f"batch_size must be at least 1, got {batch_size}")
-        texts = _check_texts(texts)
-        if not texts:
-            return
-        enc = self.tokenizer(
-            texts,
-            truncation=True,
-            max_length=self.max_length,
-            padding=False,
-            return_offsets_mapping=offsets,
-            return_attention_mask=False,
-            return_token_type_ids="token_type_ids" in self._inputs,
-        )
-        from ..modeling.encoder import warn_if_truncated
-
-        self._warned_truncation = warn_if_truncated(enc, self.max_length, self._warned_truncation)
-        ids = enc["input_ids"]
-        types = enc.get("token_type_ids")
-        offs = enc.get("offset_mapping") if offsets else None
-        pad = self.tokenizer.pad_token_id or 0
-        order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            width = len(ids[idx[0]])  # sorted longest first
-            input_ids = np.full((len(idx), width), pad, dtype=np.int64)
-            mask = np.zeros((len(idx), width), dtype=np.int64)
-            tt = np.zeros((len(idx), width), dtype=np.int64)
-            for row, i in enumerate(idx):
-                n = len(ids[i])
-                input_ids[row, :n] = ids[i]
-                mask[row, :n] = 1
-                if types is not None:
-                    tt[row, :n] = types[i]
-            feed = {"input_ids": input_ids, "attention_mask": mask}
-            if "token_type_ids" in self._inputs:
-                feed["token_type_ids"] = tt
-            yield idx, feed, ([[tuple(o) for o in offs[i]] + [(0, 0)] * (width - len(offs[i])) for i in idx] if offs is not None else [])
-
-    # -- inference ------------------------------------------------------------------------
-    def encode(
-        self,
-        texts: Sequence[str] | str,
-        batch_size: int = 32,
-        normalize: bool | None = None,
-        show_progress: bool = False,
-    ) -> np.ndarray:
-        """Embed texts into a (len(texts), dim) float32 array, in input order."""
-        from ..modeling.encoder import _progress
-
-        single = isinstance(texts, str)
-        texts = [texts] if single else list(texts)
-        normalize = self.normalize if normalize is None else normalize
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        with _progress(len(texts), show_progress, "encoding") as bar:
-            for idx, feed, _ in self.batches(texts, batch_size):
-                pooled = self.session.run(["pooled"], feed)[0]
-                out[idx] = _l2_normalize(pooled) if normalize else pooled
-                bar.update(len(idx))
-        return out[0] if single else out
-
-    def predict(
-        self,
-        texts: Sequence[str],
-        tasks: Sequence[str] | None = None,
-        batch_size: int = 32,
-        embeddings: bool = True,
-        show_progress: bool = False,
-    ) -> list[dict[str, Any]]:
-        """For each text: its embedding and every (or each chosen) head's prediction, in input order."""
-        from ..modeling.encoder import _progress
-        from ..modeling.heads import decode, per_text_tasks
-
-        if isinstance(texts, str):
-            texts = [texts]
-        texts = list(texts)
-        selected = per_text_tasks(self.tasks, self._select(tasks))
-        names = (["sentence_embedding"] if embeddings else []) + [f"logits.{t}" for t in selected]
-        results: list[dict[str, Any] | None] = [None] * len(texts)
-        with _progress(len(texts), show_progress, "predicting") as bar:
-            for idx, feed, offsets in self.batches(texts, batch_size, offsets=True):
-                outs = dict(zip(names, self.session.run(names, feed))) if names else {}
-                probs = {t: _softmax(outs[f"logits.{t}"]) for t in selected}
-                for row, i in enumerate(idx):
-                    item: dict[str, Any] = {"text": texts[i]}
-                    if embeddings:
-                        item["embedding"] = outs["sentence_embedding"][row]
-                    item["tasks"] = {t: decode(self.tasks[t], probs[t][row], texts[i], offsets[row]) for t in selected}
-                    results[i] = item
-                bar.update(len(idx))
-        return results  # type: ignore[return-value]
-
-    def similarity(self, texts_a: Sequence[str], texts_b: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """Cosine similarity of each pair (texts_a[i], texts_b[i])."""
-        if len(texts_a) != len(texts_b):
-            raise PolyheadError(f"got {len(texts_a)} first texts but {len(texts_b)} second texts")
-        a = self.encode(texts_a, batch_size=batch_size, normalize=True)
-        b = self.encode(texts_b, batch_size=batch_size, normalize=True)
-        return (a * b).sum(axis=1)
-
-    def _select(self, tasks: Sequence[str] | None) -> list[str]:
-        from ..modeling.model import select_tasks
-
-        return select_tasks(self.tasks, tasks)
-
-    def config_dict(self) -> dict[str, Any]:
-        """The encoder choices, as in polyhead.json."""
-        return dict(self.manifest["polyhead"].get("encoder", {}))
-
-    def info(self) -> dict[str, Any]:
-        """A summary: backend, file, quantisation, encoder choices, tasks and labels."""
-        files = self.manifest.get("files", {})
-        return {
-            "backend": "onnxruntime",
-            "folder": str(self.folder),
-            "file": files.get(self.variant),
-            "variant": self.variant,
-            "quantized": self.variant == "int8",
-            "providers": self.session.get_providers(),
-            "opset": self.manifest.get("opset"),
-            "ort_fusion": self.manifest.get("ort_fusion", {}).get("applied", False),
-            "encoder": {**self.config_dict(), "precision": self.variant},
-            "tasks": [spec.to_dict() for spec in self.tasks.values()],
-        }
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float32, copy=False)
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def _l2_normalize(x: np.ndarray) -> np.ndarray:
-    # Same epsilon as torch.nn.functional.normalize, so zero vectors stay zero.
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def load_onnx(path: str | os.PathLike, variant: str | None = None, threads: int | None = None) -> OnnxModel:
-    """Load an ONNX export (MODEL_DIR, MODEL_DIR/onnx, or any export folder)."""
-    return OnnxModel.load(path, variant=variant, threads=threads)
