@@ -16,6 +16,12 @@ from typing import Any, Callable, Iterable
 from .errors import PolyheadError
 
 
+def default_cache_dir() -> Path:
+    """The polyhead cache root (fetched datasets, feature caches): $POLYHEAD_CACHE, else ~/.cache/polyhead."""
+    env = os.environ.get("POLYHEAD_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "polyhead"
+
+
 # -- reading ------------------------------------------------------------------------------
 def read_json(path: str | os.PathLike) -> dict[str, Any]:
     """Read a JSON object from a file, with a one-line error naming the file on failure."""
@@ -105,11 +111,9 @@ def check_replaceable_dir(
     """Refuse (PolyheadError) to replace `folder` unless it is missing, empty, holds one of the
     marker files that says polyhead made it as `what`, or `force` is set."""
     folder = Path(folder)
-    if force or not folder.exists():
-        return
-    if not folder.is_dir():
-        raise PolyheadError(f"{folder} exists and is not a folder; choose another path or pass {flag} to replace it")
-    if not any(folder.iterdir()):
+    if folder.exists() and not folder.is_dir():  # even with force: replace_dir never replaces a file
+        raise PolyheadError(f"{folder} exists and is a file, not a folder; choose another path")
+    if force or not folder.exists() or not any(folder.iterdir()):
         return
     markers = list(markers)
     if any((folder / m).is_file() for m in markers):
