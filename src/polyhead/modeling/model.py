@@ -1,7 +1,6 @@
 """MultiTaskModel: one shared encoder + named heads; forward, predict, save and load."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -16,10 +15,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .. import __version__
-from .encoder import Encoder, _progress, autocast_context, read_json
+from ..console import progress
 from ..errors import PolyheadError
-from .backend import describe_encoder
-from .heads import build_head, decode, per_text_tasks
+from ..io import read_json, replace_dir, write_json_atomic
+from .backbone import FIX_FOLDER, check_safetensors_file
+from .backend import describe_encoder, paired_similarity, prediction
+from .encoder import Encoder, autocast_context
+from .heads import build_head, per_text_tasks
 from .tasks import TaskSpec
 
 FORMAT_NAME = "polyhead-model"
@@ -96,11 +98,7 @@ class MultiTaskModel(nn.Module):
     @torch.inference_mode()
     def similarity(self, texts_a: Sequence[str], texts_b: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Cosine similarity of each pair (texts_a[i], texts_b[i])."""
-        if len(texts_a) != len(texts_b):
-            raise PolyheadError(f"got {len(texts_a)} first texts but {len(texts_b)} second texts")
-        a = self.encoder.encode(texts_a, batch_size=batch_size, normalize=True)
-        b = self.encoder.encode(texts_b, batch_size=batch_size, normalize=True)
-        return (a * b).sum(axis=1)
+        return paired_similarity(self, texts_a, texts_b, batch_size)
 
     @torch.inference_mode()
     def predict(
@@ -124,7 +122,7 @@ class MultiTaskModel(nn.Module):
         self.eval()
         results: list[dict[str, Any] | None] = [None] * len(texts)
         device = self.device
-        with _progress(len(texts), show_progress, "predicting") as bar:
+        with progress(len(texts), show_progress, "predicting") as bar:
             for idx, enc in self.encoder.batches(texts, batch_size, offsets=True):
                 offsets = enc.pop("offset_mapping").tolist()
                 enc = {k: v.to(device) for k, v in enc.items()}
@@ -133,13 +131,8 @@ class MultiTaskModel(nn.Module):
                 emb = out["sentence_embedding"].float().cpu().numpy() if embeddings else None
                 probs = {name: torch.softmax(out["heads"][name].float(), dim=-1).cpu().numpy() for name in selected}
                 for row, i in enumerate(idx):
-                    item: dict[str, Any] = {"text": texts[i]}
-                    if emb is not None:
-                        item["embedding"] = emb[row]
-                    item["tasks"] = {
-                        name: decode(self.tasks[name], probs[name][row], texts[i], offsets[row]) for name in selected
-                    }
-                    results[i] = item
+                    row_probs = {name: probs[name][row] for name in selected}
+                    results[i] = prediction(texts[i], None if emb is None else emb[row], self.tasks, row_probs, offsets[row])
                 bar.update(len(idx))
         return results  # type: ignore[return-value]
 
@@ -166,8 +159,7 @@ class MultiTaskModel(nn.Module):
             for name, head in self.heads.items():
                 tensors = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
                 save_file(tensors, str(tmp / HEADS_DIR / f"{name}.safetensors"), metadata={"task": name})
-            with open(tmp / CONFIG_FILE, "w", encoding="utf-8") as fh:
-                json.dump(self.config_dict(), fh, indent=2)
+            write_json_atomic(tmp / CONFIG_FILE, self.config_dict())
             _install(tmp, folder)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -204,10 +196,11 @@ class MultiTaskModel(nn.Module):
             path = folder / HEADS_DIR / f"{spec.name}.safetensors"
             if not path.is_file():
                 raise PolyheadError(f"{folder}: missing head weights {HEADS_DIR}/{spec.name}.safetensors")
+            check_safetensors_file(path)
             try:
                 state = load_file(str(path))
-            except (SafetensorError, OSError) as exc:
-                raise PolyheadError(f"{path}: not a readable safetensors file ({exc})") from exc
+            except (SafetensorError, OSError) as exc:  # the header was fine but the data is not
+                raise PolyheadError(f"{path} is not a readable safetensors file ({exc}); {FIX_FOLDER}") from exc
             _load_head_state(model.heads[spec.name], state, path)
         model.to(encoder.device_)
         model.eval()
@@ -233,9 +226,9 @@ class MultiTaskModel(nn.Module):
             "pooling_mode_max_tokens": enc.pooling.mode == "max",
             "pooling_mode_mean_sqrt_len_tokens": False,
         }
-        _write_json(folder / "1_Pooling" / "config.json", pooling)
-        _write_json(folder / "modules.json", modules)
-        _write_json(folder / "sentence_bert_config.json", {"max_seq_length": enc.max_length, "do_lower_case": False})
+        write_json_atomic(folder / "1_Pooling" / "config.json", pooling)
+        write_json_atomic(folder / "modules.json", modules)
+        write_json_atomic(folder / "sentence_bert_config.json", {"max_seq_length": enc.max_length, "do_lower_case": False})
         return folder
 
     def info(self) -> dict[str, Any]:
@@ -269,22 +262,21 @@ def load(folder: str | os.PathLike, device: str | torch.device | None = None, pr
 
 
 def _load_head_state(head: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Load a head's tensors after checking names and shapes against its task spec."""
     expected = head.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise PolyheadError(f"{path}: tensors do not match the head (missing {missing}, unexpected {unexpected})")
+        raise PolyheadError(
+            f"{path}: tensors do not match the head (missing {missing}, unexpected {unexpected}); {FIX_FOLDER}"
+        )
     for key, value in state.items():
         if tuple(value.shape) != tuple(expected[key].shape):
             raise PolyheadError(
-                f"{path}: {key} has shape {tuple(value.shape)}, the task spec needs {tuple(expected[key].shape)}"
+                f"{path}: {key} has shape {tuple(value.shape)}, the task spec needs {tuple(expected[key].shape)}; "
+                f"{FIX_FOLDER}"
             )
     head.load_state_dict(state)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
 
 
 def _install(tmp: Path, folder: Path) -> None:
@@ -298,11 +290,6 @@ def _install(tmp: Path, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / CONFIG_FILE).unlink(missing_ok=True)
     for name in (ENCODER_DIR, HEADS_DIR):
-        dst = folder / name
-        if dst.exists():
-            old = folder / f".{name}.old-{os.getpid()}"
-            os.replace(dst, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp / name, dst)
+        replace_dir(tmp / name, folder / name)
     os.replace(tmp / CONFIG_FILE, folder / CONFIG_FILE)
     shutil.rmtree(tmp, ignore_errors=True)

