@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -25,6 +24,7 @@ from polyhead.errors import PolyheadError  # noqa: E402
 from polyhead.serving import ServeSettings, bind_socket, create_app, security_warning, settings_from_args  # noqa: E402
 
 from conftest import make_tiny_encoder  # noqa: E402
+from serving_helpers import running  # noqa: E402
 
 API_KEY = "test-key-0123456789"
 MAX_TEXTS = 8
@@ -36,26 +36,6 @@ TEXTS = [
     "x",
     "Parliament votes on the new budget today, said the minister in London.",
 ]
-
-
-@contextmanager
-def running(app: Any) -> Iterator[str]:
-    """Serve app with uvicorn in a background thread on a free 127.0.0.1 port; yield its base URL."""
-    sock = bind_socket("127.0.0.1", 0)  # port 0: the OS picks a free port, no race with other tests
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -236,6 +216,11 @@ def test_limits_answer_413_and_the_server_keeps_serving(server: str, client: Any
     assert ok.status_code == 200 and ok.json()["results"][0]["text"] == "still serving"
 
 
+def escaped(body: Any) -> dict[str, Any]:
+    """Request kwargs sending body as ASCII JSON, where a lone surrogate travels as a \\uXXXX escape."""
+    return {"content": json.dumps(body).encode(), "headers": {"content-type": "application/json"}}
+
+
 BAD_INPUTS = [
     ("malformed-json", "/predict", {"content": b'{"texts": ["a",', "headers": {"content-type": "application/json"}}, 400, "malformed_json", "malformed JSON"),
     ("not-json-content-type", "/predict", {"content": b'{"texts": ["a"]}', "headers": {"content-type": "text/plain"}}, 415, None, "Content-Type"),
@@ -252,6 +237,14 @@ BAD_INPUTS = [
     ("embeddings-token-ids", "/v1/embeddings", {"json": {"model": "m", "input": [[1, 2, 3]]}}, 422, None, "token ids"),
     ("embeddings-wrong-type", "/v1/embeddings", {"json": {"model": "m", "input": 5}}, 422, None, "input"),
     ("embeddings-bad-format", "/v1/embeddings", {"json": {"input": "a", "encoding_format": "int8"}}, 422, None, "encoding_format"),
+    # Found by fuzzing: JSON may escape a lone UTF-16 surrogate ("\ud800"), which is no Unicode text.
+    # The tokenizer raised TypeError on it and an echoed one could not be encoded: both were a 500.
+    ("surrogate-in-texts", "/predict", escaped({"texts": ["ok", "a\ud800b"]}), 422, "invalid_value", "texts[1]: holds a lone UTF-16 surrogate"),
+    ("surrogate-in-tasks", "/predict", escaped({"texts": ["ok"], "tasks": ["\udfff"]}), 422, "invalid_value", "tasks[0]"),
+    ("surrogate-in-input", "/v1/embeddings", escaped({"input": "\ud83d"}), 422, "invalid_value", "surrogate"),
+    ("surrogate-in-input-list", "/v1/embeddings", escaped({"input": ["ok", "\ud83d"]}), 422, "invalid_value", "element 1"),
+    ("surrogate-in-model", "/v1/embeddings", escaped({"input": "ok", "model": "m\ud800"}), 422, "invalid_value", "model"),
+    ("surrogate-in-pairs", "/similarity", escaped({"pairs": [["ok", "\udc00"]]}), 422, "invalid_value", "pairs[0][1]"),
 ]
 
 
@@ -280,11 +273,14 @@ def test_page_and_static_files_are_open_and_safe(server: str, client: Any) -> No
 
     index = httpx.get(f"{server}/")  # no key: the page asks for it itself
     assert index.status_code == 200
-    if (STATIC_DIR / "playground.html").is_file():
-        assert index.headers["content-type"].startswith("text/html")
-    for name in ("playground.js", "playground.css"):
-        if (STATIC_DIR / name).is_file():
-            assert httpx.get(f"{server}/static/{name}").status_code == 200
+    # The page ships with the package (package-data): a missing asset is a packaging bug, not a skip.
+    assert index.headers["content-type"].startswith("text/html")
+    assert index.text == (STATIC_DIR / "playground.html").read_text(encoding="utf-8")
+    for name, kind in (("playground.js", "text/javascript"), ("playground.css", "text/css")):
+        assert f'"/static/{name}"' in index.text, f"the page no longer loads {name}"
+        asset = httpx.get(f"{server}/static/{name}")
+        assert asset.status_code == 200 and asset.headers["content-type"].startswith(kind), name
+        assert asset.content == (STATIC_DIR / name).read_bytes()
     for bad in ("/static/..%2F__init__.py", "/static/__init__.py", "/static/.hidden.js", "/static/nope.js"):
         assert httpx.get(f"{server}{bad}").status_code == 404, bad
     assert_error(client.get("/training/metrics"), 404, contains="training")  # this tiny model was never trained
@@ -316,14 +312,15 @@ def test_metrics_are_prometheus_text(client: Any) -> None:
 def test_bare_encoder_serves_embeddings_only() -> None:
     enc = make_tiny_encoder()
     want = enc.encode(TEXTS[:2])
-    # A long max wait: a lone request must not pay it (no other request is on its way).
-    settings = ServeSettings(model_name="enc", max_wait_ms=3000)
-    with running(create_app(enc, settings)) as url, httpx.Client(base_url=url, timeout=30) as c:
+    # A max wait of an hour: a lone request is answered at all only because its batch starts as
+    # soon as no other request is on its way (the client's timeout is a hang detector, not a speed
+    # limit). test_batcher.py checks the same rule without HTTP, by counting model calls.
+    settings = ServeSettings(model_name="enc", max_wait_ms=3_600_000)
+    with running(create_app(enc, settings)) as url, httpx.Client(base_url=url, timeout=60) as c:
         assert c.get("/info").json()["tasks"] == []
-        c.post("/v1/embeddings", json={"input": "warm-up"})
-        t0 = time.perf_counter()
-        assert c.post("/v1/embeddings", json={"input": "alone"}).status_code == 200
-        assert time.perf_counter() - t0 < 2.0
+        for text in ("warm-up", "alone"):
+            assert c.post("/v1/embeddings", json={"input": text}).status_code == 200
+        assert histogram(c.get("/metrics").text, "polyhead_batch_requests") == (2, 2)  # two batches of one
         results = c.post("/predict", json={"texts": TEXTS[:2]}).json()["results"]
         assert [r["tasks"] for r in results] == [{}, {}]
         np.testing.assert_allclose(np.array([r["embedding"] for r in results]), want, atol=1e-5)

@@ -1,0 +1,261 @@
+"""Dynamic micro-batching as a library object: requests submit texts, one worker runs the model.
+
+Nothing here knows about HTTP: the app starts and stops a MicroBatcher, tells it which requests
+are on their way (expect/unexpect) and awaits submit(); a batcher that is not running raises
+BatcherUnavailable, which the app answers with 503.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ..errors import PolyheadError
+from .metrics import Metrics
+
+logger = logging.getLogger("polyhead.serving")
+
+EXPECTED_KEY = "polyhead.expected"  # ASGI scope key: this request is counted in MicroBatcher._expected
+
+
+class BatcherUnavailable(PolyheadError):
+    """The batcher takes no work: it is not started yet, or it is shutting down."""
+
+
+@dataclass
+class Job:
+    """One request's texts waiting for a batch."""
+
+    texts: list[str]
+    tasks: tuple[str, ...]  # heads this request wants (empty: embeddings only)
+    embeddings: bool
+    count_tokens: bool
+    future: "asyncio.Future[JobResult]"
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class JobResult:
+    """One request's share of a micro-batch, in its own text order."""
+
+    embeddings: list[Optional[np.ndarray]]
+    tasks: list[dict[str, Any]]
+    tokens: Optional[list[int]] = None
+
+
+class MicroBatcher:
+    """Merges concurrent requests into one model call: an asyncio queue and a single worker.
+
+    The worker takes the first waiting request, then keeps adding requests until the batch
+    holds max_batch_size texts or max_wait_ms have passed, and runs the model once, in one
+    dedicated thread. One worker thread means torch is never called concurrently (no lock
+    contention, no oversubscribed cores), and while it runs, the next batch fills up.
+
+    The queue is a deque plus an asyncio.Event rather than an asyncio.Queue: on Python < 3.12,
+    wait_for(queue.get(), timeout) can lose an item when the timeout and a put coincide.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        max_batch_size: int = 64,
+        max_wait_ms: float = 5.0,
+        forward_batch_size: int = 64,
+        metrics: Optional[Metrics] = None,
+        early_start: bool = False,
+        max_length: Optional[int] = None,
+    ) -> None:
+        self.model = model
+        self.early_start = bool(early_start)
+        self.max_batch_size = int(max_batch_size)
+        self.max_wait = float(max_wait_ms) / 1000.0
+        self.forward_batch_size = int(forward_batch_size)
+        self.metrics = metrics
+        self.tokenizer = model.tokenizer  # both backends expose it (modeling.backend.InferenceModel)
+        self.max_length = max_length  # token counts truncate where the model truncates
+        self._pending: collections.deque[Job] = collections.deque()
+        self._wakeup: Optional[asyncio.Event] = None
+        self._task: Optional[asyncio.Task] = None
+        self._executor: Optional[ThreadPoolExecutor] = None
+        self._accepting = False
+        # Requests received (body being read, parsed, validated) that have not submitted yet,
+        # as reported through expect()/unexpect(). With early_start, a batch stops waiting
+        # as soon as there are none: waiting for company that is not on its way only adds
+        # latency (a lone client would pay max_wait_ms on every request).
+        self._expected = 0
+
+    def expect(self, scope: dict) -> None:
+        """Note a request that will probably submit texts soon (called as it arrives)."""
+        scope[EXPECTED_KEY] = True
+        self._expected += 1
+
+    def unexpect(self, scope: dict) -> None:
+        """The request submitted, or finished without submitting."""
+        if scope.pop(EXPECTED_KEY, False):
+            self._expected -= 1
+
+    @property
+    def pending_texts(self) -> int:
+        """Texts waiting for the next batch."""
+        return sum(len(j.texts) for j in self._pending)
+
+    @property
+    def running(self) -> bool:
+        """True while the worker runs (what /health reports)."""
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        """Start the worker in the running event loop."""
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="polyhead-model")
+        self._accepting = True
+        self._task = asyncio.get_running_loop().create_task(self._worker(), name="polyhead-microbatcher")
+
+    async def stop(self) -> None:
+        """Stop taking work, fail whatever still waits, and end the worker."""
+        self._accepting = False
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+        while self._pending:
+            job = self._pending.popleft()
+            if not job.future.done():
+                job.future.set_exception(BatcherUnavailable("the server is shutting down"))
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    async def submit(
+        self,
+        texts: Sequence[str],
+        tasks: Sequence[str] = (),
+        embeddings: bool = True,
+        count_tokens: bool = False,
+        scope: Optional[dict] = None,
+    ) -> JobResult:
+        """Queue texts for the next batch and wait for their results."""
+        if scope is not None:
+            self.unexpect(scope)
+        if not self._accepting or self._wakeup is None:
+            raise BatcherUnavailable("the server is not accepting work (starting up or shutting down)")
+        future: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
+        self._pending.append(Job(list(texts), tuple(tasks), bool(embeddings), bool(count_tokens), future))
+        self._wakeup.set()
+        return await future
+
+    async def _next_batch(self) -> list[Job]:
+        assert self._wakeup is not None
+        while not self._pending:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        loop = asyncio.get_running_loop()
+        batch = [self._pending.popleft()]
+        size = len(batch[0].texts)
+        deadline = loop.time() + self.max_wait
+        try:
+            while size < self.max_batch_size:
+                if self._pending:
+                    nxt = self._pending[0]
+                    if size + len(nxt.texts) > self.max_batch_size:
+                        break  # it leads the next batch; requests are never split
+                    batch.append(self._pending.popleft())
+                    size += len(nxt.texts)
+                    continue
+                remaining = deadline - loop.time()
+                if remaining <= 0 or (self.early_start and self._expected <= 0):
+                    break  # waited long enough, or no other request is on its way
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), remaining)
+                except asyncio.TimeoutError:
+                    break
+        except asyncio.CancelledError:
+            # Stopped while collecting: put the jobs back so stop() answers them (503).
+            self._pending.extendleft(reversed(batch))
+            raise
+        # A request whose client went away is dropped before it costs compute.
+        return [j for j in batch if not j.future.done()]
+
+    async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._next_batch()
+            if not batch:
+                continue
+            started = time.perf_counter()
+            try:
+                results = await loop.run_in_executor(self._executor, self.run_batch, batch)
+            except asyncio.CancelledError:
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(BatcherUnavailable("the server is shutting down"))
+                raise
+            except Exception as exc:  # the model failed: fail this batch, keep serving
+                logger.exception("model call failed for a batch of %d requests", len(batch))
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            for job, result in zip(batch, results):
+                if not job.future.done():
+                    job.future.set_result(result)
+            if self.metrics is not None:
+                m = self.metrics
+                m.observe("polyhead_batch_texts", sum(len(j.texts) for j in batch))
+                m.observe("polyhead_batch_requests", len(batch))
+                m.observe("polyhead_batch_duration_seconds", time.perf_counter() - started)
+                for job in batch:
+                    m.observe("polyhead_queue_wait_seconds", started - job.enqueued)
+
+    def run_batch(self, jobs: Sequence[Job]) -> list[JobResult]:
+        """Run one model call for every job's texts (in the worker thread) and split the results."""
+        texts = [t for job in jobs for t in job.texts]
+        wanted: list[str] = []
+        for job in jobs:
+            wanted += [t for t in job.tasks if t not in wanted]
+        need_embeddings = any(job.embeddings for job in jobs)
+        embs: list[Optional[np.ndarray]]
+        if wanted:
+            # One forward pass serves every head any request in the batch asked for.
+            preds = self.model.predict(texts, tasks=wanted, batch_size=self.forward_batch_size, embeddings=need_embeddings)
+            embs = [p.get("embedding") for p in preds]
+            heads = [p.get("tasks", {}) for p in preds]
+        elif need_embeddings:
+            # No heads wanted: encode() skips character offsets and head decoding.
+            arr = np.asarray(self.model.encode(texts, batch_size=self.forward_batch_size))
+            embs = list(arr)
+            heads = [{} for _ in texts]
+        else:
+            embs = [None] * len(texts)
+            heads = [{} for _ in texts]
+        counted = [t for job in jobs if job.count_tokens for t in job.texts]
+        counts = iter(self.count_tokens(counted)) if counted else iter(())
+        out: list[JobResult] = []
+        start = 0
+        for job in jobs:
+            end = start + len(job.texts)
+            out.append(
+                JobResult(
+                    embeddings=[e if job.embeddings else None for e in embs[start:end]],
+                    tasks=[{name: h[name] for name in job.tasks if name in h} for h in heads[start:end]],
+                    tokens=[next(counts) for _ in job.texts] if job.count_tokens else None,
+                )
+            )
+            start = end
+        return out
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens the model reads per text (special tokens included, truncated at max_length)."""
+        kwargs: dict[str, Any] = {"truncation": True, "max_length": self.max_length} if self.max_length else {}
+        ids = self.tokenizer(list(texts), **kwargs)["input_ids"]
+        return [len(x) for x in ids]

@@ -1,0 +1,86 @@
+"""The request bodies, as pydantic models (what FastAPI validates and /openapi.json describes).
+
+Built by build_schemas() rather than at import time, so `import polyhead.serving` works without
+pydantic (the `serve` extra) and `polyhead serve` without it fails with a one-line message.
+"""
+# No `from __future__ import annotations`: pydantic reads these annotations at runtime, and the
+# models are built inside a function whose locals (StrictStr, ...) string annotations would miss.
+from types import SimpleNamespace
+from typing import Any, Optional
+
+
+def check_unicode(value: str) -> str:
+    """value itself, or ValueError if it holds a lone surrogate (a JSON escape such as \\ud800 alone).
+
+    JSON allows such escapes, but they are not Unicode text: the tokenizer refuses them and
+    they cannot be written back out as UTF-8, so they are a 422 here rather than a 500 later.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"holds a lone UTF-16 surrogate (\\u{ord(value[exc.start]):04x} at character {exc.start}), which is not valid Unicode text"
+        ) from None
+    return value
+
+
+def build_schemas() -> SimpleNamespace:
+    """The pydantic request models: EmbeddingsRequest, PredictRequest, SimilarityRequest."""
+    from typing import Annotated
+
+    from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
+
+    # Every string the server reads, tokenizes or echoes back.
+    Text = Annotated[StrictStr, AfterValidator(check_unicode)]
+
+    class EmbeddingsRequest(BaseModel):
+        # OpenAI clients send fields this server does not use (user, future options): accepted.
+        model_config = ConfigDict(extra="allow")
+        # Validated by _input (token ids get their own message); the schema says what is accepted.
+        input: Any = Field(
+            ...,
+            description="a string or a list of strings",
+            json_schema_extra={"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
+        )
+        model: Optional[Text] = None
+        encoding_format: Optional[str] = "float"
+        dimensions: Optional[int] = None
+        user: Optional[str] = None
+
+        @field_validator("input")
+        @classmethod
+        def _input(cls, v: Any) -> list[str]:
+            if isinstance(v, str):
+                return [check_unicode(v)]
+            if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
+                for i, x in enumerate(v):
+                    try:
+                        check_unicode(x)
+                    except ValueError as exc:
+                        raise ValueError(f"element {i} {exc}") from None
+                return v
+            if isinstance(v, list) and not v:
+                raise ValueError("must hold at least one string")
+            if isinstance(v, list) and all(isinstance(x, int) or (isinstance(x, list) and all(isinstance(y, int) for y in x)) for x in v):
+                raise ValueError("token ids are not supported: send text, as a string or a list of strings")
+            raise ValueError("must be a string or a list of strings")
+
+        @field_validator("encoding_format")
+        @classmethod
+        def _format(cls, v: Optional[str]) -> str:
+            if v in (None, "float", "base64"):
+                return v or "float"
+            raise ValueError("must be 'float' or 'base64'")
+
+    class PredictRequest(BaseModel):
+        # Typos ("task" for "tasks") must fail loudly rather than silently run every head.
+        model_config = ConfigDict(extra="forbid")
+        texts: list[Text] = Field(..., min_length=1, description="the texts to run every (or each chosen) head on")
+        tasks: Optional[list[Text]] = Field(None, description="head names; default: every classification/token head")
+        embeddings: StrictBool = Field(True, description="include each text's sentence embedding")
+
+    class SimilarityRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        pairs: list[tuple[Text, Text]] = Field(..., min_length=1, description="[[text_a, text_b], ...]")
+
+    return SimpleNamespace(EmbeddingsRequest=EmbeddingsRequest, PredictRequest=PredictRequest, SimilarityRequest=SimilarityRequest)
