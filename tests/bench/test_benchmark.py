@@ -208,8 +208,30 @@ def test_combine_refuses_different_data() -> None:
 
 def test_merge_refuses_training_flags(tmp_path: Path) -> None:
     from polyhead.cli import build_parser
+    from polyhead.cli.commands import cmd_benchmark
 
     args = build_parser().parse_args(["benchmark", "--study", "--merge", str(tmp_path / "a.json")])
     with pytest.raises(bm.PolyheadError, match="--merge trains nothing"):
-        bm.main(args)
+        cmd_benchmark(args)
     assert not list(tmp_path.iterdir())  # nothing trained, nothing written
+
+
+def test_output_dir_replaces_only_what_a_benchmark_made(tmp_path: Path) -> None:
+    """The benchmark deletes a folder in --output-dir only when its marker file lists it."""
+    out = bm.OutputDir(tmp_path / "out")
+    run = out.fresh("joint")
+    run.mkdir()
+    (run / "model.bin").write_text("an earlier benchmark's model")
+    (tmp_path / "out" / "mine").mkdir()
+    (tmp_path / "out" / "mine" / "notes.txt").write_text("keep")
+    again = bm.OutputDir(tmp_path / "out")  # a later invocation reads the marker
+    assert not again.fresh("joint").exists()  # listed: replaced
+    with pytest.raises(bm.PolyheadError, match="not made by polyhead benchmark.*--force"):
+        again.fresh("mine")
+    assert (tmp_path / "out" / "mine" / "notes.txt").read_text() == "keep"
+    assert not bm.OutputDir(tmp_path / "out", force=True).fresh("mine").exists()
+    # A non-empty folder without the marker is not a benchmark's output folder at all.
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x.txt").write_text("x")
+    with pytest.raises(bm.PolyheadError, match="not a benchmark output folder"):
+        bm.OutputDir(tmp_path / "other")

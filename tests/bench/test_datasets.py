@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from polyhead.bench import datasets as ds
+from polyhead.bench import converters, datasets as ds
 from polyhead.bench.datasets import DATASETS, DatasetError
 
 # ----------------------------------------------------------------------------- fakes
@@ -268,8 +268,8 @@ def test_conll_output_layout_and_iob2(pypi, tmp_path):
 
 def test_iob1_to_iob2_is_noop_on_iob2():
     tags = ["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-LOC"]
-    assert ds._iob1_to_iob2(tags) == (tags, 0)
-    assert ds._iob1_to_iob2(["I-PER", "I-LOC", "I-LOC", "O", "I-ORG"]) == (
+    assert converters._iob1_to_iob2(tags) == (tags, 0)
+    assert converters._iob1_to_iob2(["I-PER", "I-LOC", "I-LOC", "O", "I-ORG"]) == (
         ["B-PER", "B-LOC", "I-LOC", "O", "B-ORG"],
         3,
     )

@@ -74,17 +74,31 @@ def test_bad_input_gives_one_line_error(tiny_model_dir, tmp_path, args, stdin, m
     assert "Traceback" not in err
 
 
-def test_encode_npy_and_jsonl(tmp_path):
+def test_encode_npy_and_jsonl_give_the_same_vectors(tmp_path):
+    texts = ["héllo wörld", "", "a third text"]
     npy = tmp_path / "v.npy"
-    out = run("encode", "hello world", "", "a third text", "--output", str(npy), "--precision", "fp32")
+    out = run("encode", *texts, "--output", str(npy), "--precision", "fp32")
     assert out.returncode == 0, out.stderr.decode()
     arr = np.load(npy)
     assert arr.shape == (3, 384) and arr.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(arr, axis=1), 1, atol=1e-5)
-    out = run("encode", "--precision", "fp32", stdin="héllo\nwörld\n".encode())
+    assert np.abs(arr @ arr.T - np.eye(3)).max() > 0.05  # three different vectors, not one repeated
+    # The same texts through stdin as JSON lines: same order, same vectors (rounded to 6 decimals).
+    out = run("encode", "--precision", "fp32", stdin="\n".join(texts).encode() + b"\n")
+    assert out.returncode == 0, out.stderr.decode()
     lines = [json.loads(x) for x in out.stdout.decode().splitlines()]
-    assert [x["text"] for x in lines] == ["héllo", "wörld"]
-    np.testing.assert_allclose(np.array(lines[0]["embedding"]), arr[0] * 0 + np.array(lines[0]["embedding"]))
+    assert [x["text"] for x in lines] == texts
+    np.testing.assert_allclose(np.array([x["embedding"] for x in lines]), arr, rtol=0, atol=1e-6)
+
+
+def test_help_is_instant_no_torch_import():
+    """`polyhead --help` builds every subcommand's parser without importing torch or numpy."""
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "polyhead.cli", "--help"],
+                         capture_output=True, timeout=60)
+    assert out.returncode == 0 and b"encode" in out.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.decode().splitlines() if "|" in line}
+    assert "polyhead.cli.options" in imported and "polyhead.cli.commands" in imported
+    assert not {"torch", "numpy", "transformers"} & imported
 
 
 def test_encode_warns_once_on_truncation():

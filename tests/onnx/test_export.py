@@ -20,7 +20,8 @@ from conftest import make_tiny_encoder  # noqa: E402
 
 from polyhead import MultiTaskModel, PolyheadError, load  # noqa: E402
 from polyhead.modeling.backend import InferenceModel  # noqa: E402
-from polyhead.onnx import MANIFEST, OnnxModel, export_cli, export_onnx  # noqa: E402
+from polyhead.cli.commands import cmd_export as export_cli
+from polyhead.onnx import MANIFEST, OnnxModel, export_onnx  # noqa: E402
 
 TEXTS = [
     "Anna Schmidt flew from Berlin to Paris on Monday.",
@@ -39,7 +40,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> 
     """A copy of the tiny model folder, exported with `polyhead export --quantize int8`."""
     folder = tmp_path_factory.mktemp("export") / "model"
     shutil.copytree(tiny_model_dir, folder)
-    args = argparse.Namespace(model_dir=str(folder), format="onnx", quantize="int8", output=None)
+    args = argparse.Namespace(model_dir=str(folder), format="onnx", quantize="int8", output=None, force=False)
     assert export_cli(args) == 0
     return folder
 

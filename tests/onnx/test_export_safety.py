@@ -16,7 +16,8 @@ pytest.importorskip("onnx")
 from conftest import make_tiny_encoder  # noqa: E402
 
 from polyhead import PolyheadError, load  # noqa: E402
-from polyhead.onnx import MANIFEST, OnnxModel, export_cli, export_onnx  # noqa: E402
+from polyhead.cli.commands import cmd_export as export_cli
+from polyhead.onnx import MANIFEST, OnnxModel, export_onnx  # noqa: E402
 
 TEXTS = ["Anna Schmidt flew from Berlin to Paris.", "ok", "Bob lives in London."]
 

@@ -1,10 +1,10 @@
 """`polyhead demo`: a short tour of the library on the bundled encoder."""
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
+from typing import Any
 
+from ..console import say
 from ..errors import PolyheadError
 
 SENTENCES = [
@@ -26,9 +26,13 @@ def _print(msg: str = "") -> None:
     print(msg, flush=True)
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def run_demo(output: str | Path = "runs/demo", train: bool = True, config: str | Path | None = None) -> int:
     """Encode, compare, then build (and train, when the example config is present) a model."""
     from ..modeling.encoder import Encoder
+
+    config = Path(config) if config is not None else EXAMPLE_CONFIG
+    if config != EXAMPLE_CONFIG and not config.is_file():
+        raise PolyheadError(f"no training config {config}")
 
     _print("== 1. Encode sentences with the bundled all-MiniLM-L6-v2 (mean pooling, L2-normalised)")
     enc = Encoder()
@@ -38,12 +42,12 @@ def run_demo(args: argparse.Namespace) -> int:
     sims = vecs @ vecs.T
     for i, s in enumerate(SENTENCES):
         _print(f"   [{i}] {s[:52]:<52} " + " ".join(f"{x:5.2f}" for x in sims[i]))
-    out = Path(args.output)
-    if args.no_train or not EXAMPLE_CONFIG.is_file():
+    out = Path(output)
+    if not train or not config.is_file():
         model = _untrained(enc)
         _print("\n== 3. A multi-task model with untrained heads (run without --no-train for a trained one)")
     else:
-        model = _trained(out)
+        model = _trained(out, config)
     _print("\n== 4. One forward pass, every head")
     for item in model.predict(PREDICT_TEXTS):
         _print(f"   {item['text']}")
@@ -71,18 +75,26 @@ def _untrained(enc):
     )
 
 
-def _trained(out: Path):
+def _trained(out: Path, config: Path) -> Any:
+    """Train the demo model into `out`, resuming an interrupted demo or reusing a finished one."""
+    from ..modeling.model import CONFIG_FILE, load
+    from ..training.checkpoint import CHECKPOINT_DIR, LATEST
     from ..training.config import load_config
-    from ..modeling.model import load
     from ..training.loop import train
 
-    _print(f"\n== 3. Train intent + sentiment + NER jointly from {EXAMPLE_CONFIG} (a few minutes on 2 CPU cores)")
-    cfg = load_config(EXAMPLE_CONFIG)
+    unfinished = (out / CHECKPOINT_DIR / LATEST).is_file()  # what `train --resume` continues
+    if not unfinished and (out / CONFIG_FILE).is_file():
+        # A finished model from an earlier demo: reuse it rather than overwrite a trained model.
+        _print(f"\n== 3. The model an earlier demo trained in {out} (delete that folder to train again)")
+        return load(out)
+    if not unfinished and out.is_dir() and any(out.iterdir()):
+        raise PolyheadError(f"{out} is not empty and holds no demo model; choose another folder with --output")
+    _print(f"\n== 3. Train every task of {config} jointly (the example: a few minutes on 2 CPU cores)")
+    if unfinished:
+        _print(f"   resuming the interrupted demo training in {out}")
     try:
-        train(cfg, output_dir=out)
-    except PolyheadError:
-        raise
+        train(load_config(config), output_dir=out, resume=unfinished)
     except KeyboardInterrupt:
-        print("demo: training interrupted", file=sys.stderr)
+        say("demo: training interrupted; run `polyhead demo` again to continue where it stopped")
         raise
     return load(out)

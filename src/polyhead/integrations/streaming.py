@@ -24,7 +24,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ..console import progress
 from ..errors import PolyheadError
+from ..io import check_replaceable_dir, write_bytes_atomic, write_json_atomic
 
 RUN_FILE = "run.json"
 INDEX_FILE = "index.jsonl"
@@ -45,6 +47,11 @@ def process_context() -> tuple[int, int]:
         return 0, 1
     state = _state()
     return int(state.process_index), int(state.num_processes)
+
+
+def process_device() -> Any:
+    """This process's device under accelerate (one GPU per process when there are GPUs)."""
+    return _state().device
 
 
 def _state() -> Any:
@@ -103,22 +110,6 @@ def _encoder_info(encoder: Any) -> dict[str, Any]:
     return info
 
 
-def _atomic_write_bytes(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    _atomic_write_bytes(path, lambda fh: fh.write((json.dumps(data, indent=2) + "\n").encode("utf-8")))
-
-
 def _shard_done(out: Path, shard: int, first_line: int, dim: int) -> bool:
     rec_path = out / f"{shard_name(shard)}.json"
     npy = out / f"{shard_name(shard)}.npy"
@@ -168,12 +159,15 @@ def encode_to_shards(
     process_index: int | None = None,
     num_processes: int | None = None,
     normalize: bool | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Encode every line of input_path into .npy shards under output_dir; return a summary.
 
     `encoder` is anything with `encode(texts, batch_size=..., normalize=...)` and `dim`
     (an Encoder, a MultiTaskModel's encoder or an OnnxModel). process_index/num_processes
     default to accelerate's PartialState when launched with `accelerate launch`, else 0/1.
+    output_dir must be missing, empty or an earlier shard run's folder (it holds run.json);
+    force=True also writes into another folder (and with resume=False clears its shard files).
     """
     if shard_size < 1:
         raise PolyheadError(f"shard_size must be at least 1, got {shard_size}")
@@ -187,6 +181,9 @@ def encode_to_shards(
     if not src.is_file():
         raise PolyheadError(f"input file {src} does not exist")
     out = Path(output_dir)
+    # Shards, index.jsonl and (with resume=False) the clearing of shard-* files must never land in
+    # a folder of the user's own files: only in a folder an earlier run made, or an empty one.
+    check_replaceable_dir(out, [RUN_FILE], "a folder of polyhead shards", force)
     out.mkdir(parents=True, exist_ok=True)
     dim = int(encoder.dim)
     run = {
@@ -205,7 +202,7 @@ def encode_to_shards(
     if num_processes > 1:
         _barrier()  # nobody writes shards before process 0 has cleared or checked the folder
     if process_index == 0:
-        _write_json(out / RUN_FILE, {**run, "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        write_json_atomic(out / RUN_FILE, {**run, "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
     total_lines = count_lines(src)
     n_shards = -(-total_lines // shard_size)
@@ -216,16 +213,18 @@ def encode_to_shards(
 
     stats = {"lines": 0, "shards_written": 0, "shards_skipped": len(mine) - len(todo)}
     started = time.perf_counter()
-    with _bar(my_lines, show_progress, process_index, num_processes) as bar:
-        bar.update(skipped_lines)
+    desc = "encoding" if num_processes == 1 else f"encoding [{process_index + 1}/{num_processes}]"
+    # Lines of finished shards count from the start, so on resume the bar starts where the last
+    # run stopped (its rate then covers only new work).
+    with progress(my_lines, show_progress, desc, unit="line", initial=skipped_lines, position=process_index) as bar:
         for shard, first, texts in _my_shards(src, shard_size, todo):
             vectors = np.asarray(encoder.encode(texts, batch_size=batch_size, normalize=normalize), dtype=np.float32)
             if vectors.shape != (len(texts), dim):
                 raise PolyheadError(f"encoder returned shape {vectors.shape} for {len(texts)} texts")
             stem = shard_name(shard)
-            _atomic_write_bytes(out / f"{stem}.npy", lambda fh, v=vectors: np.save(fh, v))
+            write_bytes_atomic(out / f"{stem}.npy", lambda fh, v=vectors: np.save(fh, v))
             # The record is written last: its presence is what marks the shard as finished.
-            _write_json(out / f"{stem}.json", {"shard": shard, "file": f"{stem}.npy", "first_line": first, "count": len(texts), "dim": dim})
+            write_json_atomic(out / f"{stem}.json", {"shard": shard, "file": f"{stem}.npy", "first_line": first, "count": len(texts), "dim": dim})
             stats["lines"] += len(texts)
             stats["shards_written"] += 1
             bar.update(len(texts))
@@ -274,28 +273,6 @@ def _barrier() -> None:
     _state().wait_for_everyone()
 
 
-class _NullBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def __enter__(self) -> "_NullBar":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        pass
-
-
-def _bar(total: int, enabled: bool, index: int, count: int) -> Any:
-    if not enabled:
-        return _NullBar()
-    from tqdm.auto import tqdm
-
-    desc = "encoding" if count == 1 else f"encoding [{index + 1}/{count}]"
-    # tqdm shows rate and ETA; lines of finished shards are counted at the start, so on resume
-    # the bar starts where the last run stopped (the rate then covers only new work).
-    return tqdm(total=total, desc=desc, unit="line", unit_scale=True, position=index, smoothing=0.1)
-
-
 def read_index(output_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """Every finished shard's record, ordered by first line (read from the per-shard .json files)."""
     out = Path(output_dir)
@@ -312,7 +289,7 @@ def write_index(output_dir: str | os.PathLike) -> Path:
     """Rebuild index.jsonl (one shard record per line, by first line) from the shard records."""
     out = Path(output_dir)
     lines = "".join(json.dumps(r) + "\n" for r in read_index(out))
-    _atomic_write_bytes(out / INDEX_FILE, lambda fh: fh.write(lines.encode("utf-8")))
+    write_bytes_atomic(out / INDEX_FILE, lambda fh: fh.write(lines.encode("utf-8")))
     return out / INDEX_FILE
 
 
@@ -330,49 +307,3 @@ def load_shards(output_dir: str | os.PathLike, mmap: bool = True) -> np.ndarray:
         dim = json.loads(run.read_text(encoding="utf-8")).get("dim", 0) if run.is_file() else 0
         return np.zeros((0, dim), dtype=np.float32)
     return np.concatenate(arrays, axis=0)
-
-
-def encode_file_cli(args: Any) -> int:
-    """`polyhead encode --input FILE --output DIR/`: stream FILE into shards (several processes under accelerate)."""
-    from ..cli.main import _announce_precision, say
-    from ..modeling.encoder import Encoder
-
-    if getattr(args, "texts", None):
-        raise PolyheadError("--output DIR/ encodes a file: give it with --input FILE, not as arguments")
-    if not args.input or args.input == "-":
-        raise PolyheadError("--output DIR/ needs --input FILE (a file, so it can be read in chunks and resumed)")
-    if args.input.endswith(".jsonl"):
-        raise PolyheadError("--output DIR/ reads plain text, one text per line; convert .jsonl first")
-    index, count = process_context()
-    device = args.device
-    if device is None and count > 1:
-        device = _state().device  # one GPU per process when there are GPUs
-    enc = Encoder(
-        args.model,
-        pooling=args.pooling,
-        normalize=not args.no_normalize,
-        max_length=args.max_length,
-        device=device,
-        precision=args.precision,
-    )
-    if index == 0:
-        _announce_precision(enc, args.precision)
-    summary = encode_to_shards(
-        enc,
-        args.input,
-        args.output,
-        shard_size=args.shard_size,
-        batch_size=args.batch_size,
-        resume=not args.no_resume,
-        show_progress=args.progress or os.isatty(2),
-        process_index=index,
-        num_processes=count,
-    )
-    rate = summary["lines"] / summary["seconds"] if summary["seconds"] > 0 else 0.0
-    who = f"process {index + 1}/{count}: " if count > 1 else ""
-    say(
-        f"{who}encoded {summary['lines']} lines into {summary['shards_written']} shard(s) "
-        f"({summary['shards_skipped']} already done) in {summary['seconds']:.1f}s ({rate:.0f} lines/s); "
-        f"{summary['total_lines']} lines in {summary['shards']} shard(s) under {args.output}"
-    )
-    return 0

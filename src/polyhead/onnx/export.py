@@ -17,7 +17,6 @@ the model being exported, since replacing it would delete the model.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
@@ -30,7 +29,6 @@ from typing import Any, Iterable
 import numpy as np
 
 from .. import __version__
-from ..console import say
 from ..errors import PolyheadError
 from ..io import check_replaceable_dir, read_json, replace_dir, write_json_atomic
 from ..modeling.encoder import Encoder
@@ -364,15 +362,17 @@ def _local_folders(name_or_path: str) -> list[Path]:
     return [path] if path.is_dir() else []
 
 
-def export_cli(args: argparse.Namespace) -> int:
-    """`polyhead export MODEL_DIR --format onnx [--quantize int8] [-o DIR] [--force]`."""
-    if getattr(args, "format", "onnx") != "onnx":
-        raise PolyheadError(f"unknown export format {args.format!r}; the only one is onnx")
-    src = Path(args.model_dir)
-    out = Path(args.output) if args.output else src / "onnx"
-    force = bool(getattr(args, "force", False))
-    # Checked before the model loads, and against MODEL_DIR itself: a loaded model does not
-    # remember its folder, so export_onnx alone could not tell that -o MODEL_DIR deletes it.
+def export_folder(
+    model_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, quantize: str | None = None, force: bool = False
+) -> Path:
+    """Export a saved model folder (or a plain encoder folder) to ONNX; returns the export folder.
+
+    The default output is MODEL_DIR/onnx. The target is checked before the model loads and
+    against MODEL_DIR itself: a loaded model does not remember its folder, so export_onnx alone
+    could not tell that `-o MODEL_DIR` would delete it.
+    """
+    src = Path(model_dir)
+    out = Path(out_dir) if out_dir else src / "onnx"
     check_export_target(out, force, [src])
     if (src / CONFIG_FILE).is_file():
         model: Any = MultiTaskModel.load(src, device="cpu")
@@ -383,12 +383,5 @@ def export_cli(args: argparse.Namespace) -> int:
         model = Encoder(src, device="cpu", max_length=min(256, int(positions)))
     else:
         raise PolyheadError(f"{src} is neither a polyhead model nor an encoder folder")
-    started = time.perf_counter()
-    export_onnx(model, out, quantize=args.quantize, force=force)
-    manifest = read_manifest(out)
-    fusion = manifest["ort_fusion"]
-    say(f"exported to {out} in {time.perf_counter() - started:.1f}s: " + ", ".join(manifest["files"].values()))
-    say("ORT fusion: " + (", ".join(f"{k} x{v}" for k, v in fusion["ops"].items()) if fusion["applied"] else fusion["reason"]))
-    if manifest["quantization"]:
-        say(f"int8: min cosine to fp32 on a probe batch {manifest['quantization']['probe_min_cosine_vs_fp32']:.4f}")
-    return 0
+    export_onnx(model, out, quantize=quantize, force=force)
+    return out

@@ -1,0 +1,394 @@
+"""One `cmd_*` function per subcommand: argparse arguments in, plain library calls out.
+
+Heavy imports (torch, transformers, the server) happen inside each command, so building the
+parser and `polyhead --help` stay instant. This is the only place that reads argparse
+namespaces: the library packages take plain arguments and never import the CLI.
+
+The rule for outputs (never lose a user's work): a command replaces an existing file or folder
+only when polyhead made it for the same purpose, or with --force (--overwrite for train).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..console import announce_precision, say
+from ..errors import PolyheadError
+from ..io import check_new_file, write_bytes_atomic, write_text_atomic
+
+
+# -- input / output helpers ---------------------------------------------------------------
+def read_lines(path: str) -> list[str]:
+    """Read one text per line from a file ('-' = stdin); .jsonl files give their "text" field."""
+    if path == "-":
+        data = sys.stdin.buffer.read()
+        name = "standard input"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise PolyheadError(f"input file {path} does not exist")
+        data = p.read_bytes()
+        name = path
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise PolyheadError(f"{name} is not UTF-8 text (bad byte at line {line}); convert it first, e.g. iconv -t UTF-8") from None
+    lines = text.splitlines()
+    if name.endswith(".jsonl"):
+        out = []
+        for i, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise PolyheadError(f"{name}:{i}: not valid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                raise PolyheadError(f'{name}:{i}: expected an object with a "text" string')
+            out.append(obj["text"])
+        return out
+    return lines
+
+
+def gather_texts(args: argparse.Namespace) -> list[str]:
+    """Texts from arguments, --input, or piped stdin; an empty result is an error."""
+    if args.texts and args.input:
+        raise PolyheadError("give texts as arguments or with --input, not both")
+    if args.texts:
+        texts = list(args.texts)
+    elif args.input:
+        texts = read_lines(args.input)
+    elif not sys.stdin.isatty():
+        texts = read_lines("-")
+    else:
+        raise PolyheadError("no input texts: pass them as arguments, with --input FILE, or on standard input")
+    if not texts:
+        raise PolyheadError("no input texts: the input is empty")
+    return texts
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Turn numpy arrays and scalars inside nested results into plain JSON types."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {k: to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [round(float(x), 6) for x in obj.ravel()] if obj.ndim else float(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def output_file(path: str | None, force: bool) -> Path | None:
+    """The --output file to write (None = stdout), refused before any work if it exists without --force."""
+    if not path or path == "-":
+        return None
+    check_new_file(path, force)
+    return Path(path)
+
+
+def write_output(path: Path | None, lines: list[str]) -> None:
+    """Write result lines to stdout, or atomically to a file (a crash never leaves half a file)."""
+    if path is None:
+        for line in lines:
+            sys.stdout.write(line)
+        sys.stdout.flush()
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, "".join(lines))
+
+
+def _is_folder_output(path: str | None) -> bool:
+    return bool(path) and (path.endswith(("/", os.sep)) or Path(path).is_dir())
+
+
+# -- commands -----------------------------------------------------------------------------
+def cmd_encode(args: argparse.Namespace) -> int:
+    """Embed texts; write JSON lines (default) or a .npy matrix, or stream a file into shards."""
+    import numpy as np
+
+    from ..modeling.encoder import Encoder
+
+    if _is_folder_output(args.output):
+        return encode_to_folder(args)
+    out = output_file(args.output, args.force)
+    texts = gather_texts(args)
+    enc = Encoder(
+        args.model,
+        pooling=args.pooling,
+        normalize=not args.no_normalize,
+        max_length=args.max_length,
+        device=args.device,
+        precision=args.precision,
+    )
+    announce_precision(enc, args.precision)
+    vectors = enc.encode(texts, batch_size=args.batch_size, show_progress=args.progress)
+    if out is not None and out.suffix == ".npy":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(out, lambda fh: np.save(fh, vectors))
+        say(f"wrote {vectors.shape[0]} x {vectors.shape[1]} embeddings to {out}")
+        return 0
+    write_output(out, [json.dumps({"text": t, "embedding": to_jsonable(v)}) + "\n" for t, v in zip(texts, vectors)])
+    return 0
+
+
+def encode_to_folder(args: argparse.Namespace) -> int:
+    """`polyhead encode --input FILE --output DIR/`: stream FILE into shards (several processes under accelerate)."""
+    from ..integrations.streaming import encode_to_shards, process_context, process_device
+    from ..modeling.encoder import Encoder
+
+    if getattr(args, "texts", None):
+        raise PolyheadError("--output DIR/ encodes a file: give it with --input FILE, not as arguments")
+    if not args.input or args.input == "-":
+        raise PolyheadError("--output DIR/ needs --input FILE (a file, so it can be read in chunks and resumed)")
+    if args.input.endswith(".jsonl"):
+        raise PolyheadError("--output DIR/ reads plain text, one text per line; convert .jsonl first")
+    index, count = process_context()
+    device = args.device
+    if device is None and count > 1:
+        device = process_device()  # one GPU per process when there are GPUs
+    enc = Encoder(
+        args.model,
+        pooling=args.pooling,
+        normalize=not args.no_normalize,
+        max_length=args.max_length,
+        device=device,
+        precision=args.precision,
+    )
+    if index == 0:
+        announce_precision(enc, args.precision)
+    summary = encode_to_shards(
+        enc,
+        args.input,
+        args.output,
+        shard_size=args.shard_size,
+        batch_size=args.batch_size,
+        resume=not args.no_resume,
+        show_progress=args.progress or os.isatty(2),
+        process_index=index,
+        num_processes=count,
+        force=args.force,
+    )
+    rate = summary["lines"] / summary["seconds"] if summary["seconds"] > 0 else 0.0
+    who = f"process {index + 1}/{count}: " if count > 1 else ""
+    say(
+        f"{who}encoded {summary['lines']} lines into {summary['shards_written']} shard(s) "
+        f"({summary['shards_skipped']} already done) in {summary['seconds']:.1f}s ({rate:.0f} lines/s); "
+        f"{summary['total_lines']} lines in {summary['shards']} shard(s) under {args.output}"
+    )
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Run every head (or --tasks) on each text; one JSON line per text."""
+    from ..modeling.model import load
+
+    out = output_file(args.output, args.force)
+    texts = gather_texts(args)  # cheap checks before the model loads
+    model = load(args.model_dir, device=args.device, precision=args.precision)
+    announce_precision(model.encoder, args.precision)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    results = model.predict(
+        texts, tasks=tasks, batch_size=args.batch_size, embeddings=args.embeddings, show_progress=args.progress
+    )
+    write_output(out, [json.dumps(to_jsonable(item), ensure_ascii=False) + "\n" for item in results])
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Describe a saved model: encoder choices, tasks, labels, sizes."""
+    from ..modeling.model import load
+
+    model = load(args.model_dir, device="cpu")
+    info = model.info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    e = info["encoder"]
+    print(f"model folder : {args.model_dir}")
+    print(f"encoder      : {e['name_or_path']}")
+    print(f"embedding    : {e['dim']}-d, pooling={e['pooling']}, normalize={e['normalize']}, max_length={e['max_length']}")
+    print(f"parameters   : {info['parameters']:,} (encoder {e['parameters']:,})")
+    print(f"tasks        : {len(info['tasks'])}")
+    for t in info["tasks"]:
+        labels = ", ".join(t["labels"]) if t["labels"] else "-"
+        print(f"  {t['name']:<16} {t['kind']:<15} {t['parameters']:>9,} params  labels: {labels}")
+    return 0
+
+
+def check_new_dir(folder: str | os.PathLike, force: bool, flag: str = "--force") -> None:
+    """Refuse (PolyheadError) a folder that exists and is not empty, unless force."""
+    folder = Path(folder)
+    if force or not folder.exists():
+        return
+    if not folder.is_dir():
+        raise PolyheadError(f"{folder} exists and is not a folder; choose another path or pass {flag} to replace it")
+    if any(folder.iterdir()):
+        raise PolyheadError(f"{folder} is not empty; choose another folder or pass {flag} to replace what it holds")
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    """Build an untrained multi-task model (encoder + fresh heads) and save it."""
+    import torch
+
+    from ..modeling.encoder import Encoder
+    from ..modeling.model import MultiTaskModel
+    from ..modeling.tasks import TaskSpec
+
+    if not args.task:
+        raise PolyheadError("give at least one --task NAME=KIND:LABEL,LABEL,...")
+    specs = [TaskSpec.parse(t) for t in args.task]
+    # Saving replaces the folder: a trained model there would be lost to fresh random heads.
+    check_new_dir(args.output, args.force)
+    torch.manual_seed(args.seed)
+    enc = Encoder(args.model, pooling=args.pooling, normalize=not args.no_normalize, max_length=args.max_length, device="cpu")
+    model = MultiTaskModel(enc, specs)
+    model.save(args.output)
+    say(f"saved an untrained model with tasks {', '.join(s.name for s in specs)} to {args.output}")
+    return 0
+
+
+def cmd_similarity(args: argparse.Namespace) -> int:
+    """Print the cosine-similarity matrix of the given texts."""
+    from ..modeling.encoder import Encoder
+
+    texts = gather_texts(args)
+    enc = Encoder(args.model, device=args.device, precision=args.precision)
+    vec = enc.encode(texts, batch_size=args.batch_size, normalize=True)
+    sims = vec @ vec.T
+    width = max(len(t) for t in texts[:20])
+    for i, t in enumerate(texts):
+        print(f"{t[:40]:<{min(width, 40)}}  " + " ".join(f"{s:5.2f}" for s in sims[i]))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Encode a few sentences, show similarities, build a multi-task model and predict."""
+    from .demo import run_demo
+
+    return run_demo(output=args.output, train=not args.no_train, config=args.config)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train from a YAML config."""
+    from ..training.config import load_config
+    from ..training.loop import train
+
+    cfg = load_config(args.config, args.set)
+    train(cfg, args.output, resume=args.resume, overwrite=args.overwrite, device=args.device, progress=not args.no_progress)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a saved model on the data of a config; print a table, optionally write JSON."""
+    from ..modeling.model import load
+    from ..training.config import load_config
+    from ..training.data import build_sources
+    from ..training.loop import evaluate
+
+    out = output_file(args.output, args.force)
+    cfg = load_config(args.config, args.set)
+    model = load(args.model_dir, device=args.device)
+    missing = [t.name for t in cfg.tasks if t.name not in model.tasks]
+    if missing:
+        raise PolyheadError(f"the model has no task(s) {', '.join(missing)} (it has {', '.join(model.tasks)})")
+    for t in cfg.tasks:  # evaluate against the model's own label sets
+        t.labels = model.tasks[t.name].labels or None
+    sources, _ = build_sources(cfg, splits=(args.split,))
+    metrics = evaluate(model, sources, args.split, batch_size=args.batch_size)
+    if not metrics:
+        raise PolyheadError(f"the config names no {args.split} files")
+    print(f"{'task':<16} {'metric':<14} value")
+    for task, values in metrics.items():
+        for name, value in values.items():
+            print(f"{task:<16} {name:<14} {value:.4f}" if name != "n" else f"{task:<16} {name:<14} {int(value)}")
+    if out is not None:
+        write_output(out, [json.dumps({"split": args.split, "metrics": metrics}, indent=2)])
+        say(f"wrote {out}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the HTTP server until interrupted."""
+    from ..serving import run_server
+
+    return run_server(args)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a saved model (or a plain encoder folder) to ONNX."""
+    import time
+
+    from ..onnx import export_folder, read_manifest
+
+    if args.format != "onnx":
+        raise PolyheadError(f"unknown export format {args.format!r}; the only one is onnx")
+    started = time.perf_counter()
+    out = export_folder(args.model_dir, args.output, quantize=args.quantize, force=args.force)
+    manifest = read_manifest(out)
+    fusion = manifest["ort_fusion"]
+    say(f"exported to {out} in {time.perf_counter() - started:.1f}s: " + ", ".join(manifest["files"].values()))
+    say("ORT fusion: " + (", ".join(f"{k} x{v}" for k, v in fusion["ops"].items()) if fusion["applied"] else fusion["reason"]))
+    if manifest["quantization"]:
+        say(f"int8: min cosine to fp32 on a probe batch {manifest['quantization']['probe_min_cosine_vs_fp32']:.4f}")
+    return 0
+
+
+def cmd_datasets_fetch(args: argparse.Namespace) -> int:
+    """Fetch benchmark datasets into the cache."""
+    from ..bench.datasets import fetch
+
+    paths = fetch(args.names or None, cache_dir=args.cache_dir, force=args.force, progress=True)
+    for name, path in paths.items():
+        print(f"{name}\t{path}")
+    return 0
+
+
+def cmd_datasets_list(args: argparse.Namespace) -> int:
+    """List known datasets and their cache state."""
+    from ..bench.datasets import DATASETS, dataset_dir, is_complete
+
+    for name, spec in DATASETS.items():
+        folder = dataset_dir(name, args.cache_dir)
+        state = "cached" if is_complete(folder) else "not fetched"
+        print(f"{name:<10} {state:<12} {folder}  ({spec.description})")
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    """Run the benchmark suite or the freezing study, or merge earlier results."""
+    from ..bench import benchmark as bm
+    from ..bench.results import markdown_table, merge_results, study_markdown
+
+    command = " ".join(["polyhead", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("polyhead") else None
+    if args.merge:
+        if args.study or args.quick or args.subset:
+            raise PolyheadError("--merge trains nothing and combines full-data results; drop --study/--quick/--subset")
+        print(markdown_table(merge_results(args.merge, args.results_dir)))
+        return 0
+    if args.study:
+        scenarios = args.scenarios.split(",") if args.scenarios else bm.DEFAULT_STUDY_SCENARIOS
+        subset = bm.QUICK if args.quick else bm.STUDY
+        out = args.output_dir or ("runs/benchmark/study-quick" if args.quick else "runs/benchmark/study")
+        doc = bm.run_study(args.config, out, args.results_dir, subset, scenarios, args.set, command, force=args.force)
+        print(study_markdown(doc))
+        return 0
+    out = args.output_dir or ("runs/benchmark/quick" if args.quick else "runs/benchmark/full")
+    doc = bm.run_benchmark(
+        args.config, args.single_dir, out, args.results_dir, args.quick,
+        tasks=args.tasks.split(",") if args.tasks else bm.TASKS,
+        runs=args.runs.split(",") if args.runs else bm.RUNS,
+        overrides=args.set, command=command,
+        subset=bm.parse_subset(args.subset) if args.subset else None,
+        force=args.force,
+    )
+    print(markdown_table(doc))
+    return 0
