@@ -120,6 +120,74 @@ def test_yaml_exponent_without_dot_is_a_number(tmp_path):
     p.write_text("tasks: [{name: t, kind: classification, train: x.jsonl}]\ntraining: {lr: 1e-4, head_lr: fast}\n")
     from polyhead import PolyheadError
 
-    with pytest.raises(PolyheadError, match="head_lr: 'fast' is not a number"):
+    with pytest.raises(PolyheadError, match="training.head_lr: expected a positive number \\(or null\\), got 'fast'"):
         load_config(p)
     assert load_config(p, ["training.head_lr=2e-3"]).training.lr == 1e-4
+
+
+def _build_one(path, kind="classification", **task):
+    return build_sources(_cfg([{"name": "t", "kind": kind, "train": str(path), **task}]))
+
+
+def test_conll_tag_column_outside_a_line_is_a_located_error(tmp_path):
+    p = tmp_path / "c.conll"
+    p.write_text("Ada NNP B-PER\ncodes VBZ O\n\nBob B-PER\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"c.conll:1: tag_column 3 is outside this line's 3 columns"):
+        _build_one(p, "token", tag_column=3)
+    with pytest.raises(DataError, match=r"c.conll:4: tag_column 2 is outside this line's 2 columns"):
+        _build_one(p, "token", tag_column=2)  # lines 1-2 have it, line 4 does not
+
+
+def test_json_strings_may_hold_line_separator_characters(tmp_path):
+    p = tmp_path / "t.jsonl"  # JSON allows raw U+2028 / U+0085 inside strings; they do not end a line
+    p.write_text('{"text": "one\u2028two\x85three", "label": "a"}\n{"text": "x", "label": "b"}\r\n', encoding="utf-8")
+    sources, _ = _build_one(p)
+    assert [e.text for e in sources[0].splits["train"]] == ["one\u2028two\x85three", "x"]
+    assert [e.line for e in sources[0].splits["train"]] == [1, 2]
+
+
+def test_csv_with_a_long_document_reads(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("text,label\n" + "word " * 40_000 + ",a\nshort,b\n", encoding="utf-8")
+    sources, _ = _build_one(p)
+    assert len(sources[0].splits["train"][0].text) == 200_000
+
+
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        ("deep.jsonl", "[" * 100_000 + "\n", r"deep.jsonl:1: invalid JSON \(nested too deeply\)"),
+        ("big.jsonl", '{"text": "x", "label": ' + "7" * 5000 + "}\n", r"big.jsonl:1: invalid JSON \(Exceeds the limit"),
+        ("list.jsonl", '{"text": "x", "label": ["a"]}\n', r"list.jsonl:1: label \['a'\] for task 't' must be a string or a number"),
+        ("sur.jsonl", '{"text": "bad \\ud800", "label": "a"}\n', r"sur.jsonl:1: text holds an unpaired surrogate"),
+    ],
+)
+def test_malformed_files_are_located_errors(tmp_path, name, content, message):
+    p = tmp_path / name
+    p.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match=message) as info:
+        _build_one(p)
+    assert "\n" not in str(info.value)
+
+
+def test_csv_module_errors_are_located(tmp_path, monkeypatch):
+    monkeypatch.setattr("polyhead.training.data.CSV_FIELD_LIMIT", 1000)
+    p = tmp_path / "d.tsv"
+    p.write_text("text\tlabel\nok\ta\n" + "x" * 2000 + "\tb\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"d.tsv:3: not valid TSV \(field larger than field limit \(1000\)\)"):
+        _build_one(p)
+
+
+def test_csv_lone_carriage_return_is_a_line_break_not_a_crash(tmp_path):
+    p = tmp_path / "d.csv"  # old Mac line endings: csv's own rule for files opened with newline=""
+    p.write_bytes(b"text,label\rhello,a\rbye,b\r")
+    sources, _ = _build_one(p)
+    assert [e.text for e in sources[0].splits["train"]] == ["hello", "bye"]
+
+
+@pytest.mark.parametrize("score", ["NaN", "Infinity", '"inf"'])
+def test_similarity_scores_must_be_finite(tmp_path, score):
+    p = tmp_path / "s.jsonl"
+    p.write_text(f'{{"sentence1": "a", "sentence2": "b", "score": {score}}}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"s.jsonl:1: score .* is not a finite number"):
+        _build_one(p, "similarity")

@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from polyhead import PolyheadError, load
 from polyhead.training.config import load_config
 from polyhead.training.freezing import GradualUnfreezer, apply_freezing, param_groups
-from polyhead.training.loop import evaluate, train
+from polyhead.training.evaluation import evaluate
+from polyhead.training.loop import train
 
 from train_helpers import write_config
 
@@ -138,7 +141,8 @@ def test_layer_wise_lr_decay_groups(tmp_path):
     assert wd_of[id(bb.encoder.layer[0].output.dense.bias)] == 0.0
 
 
-@pytest.mark.parametrize("weighting", ["static", "uncertainty", "dwa"])
+# static weighting with unequal weights: tests/training/test_weighting.py (with default weights it is "equal").
+@pytest.mark.parametrize("weighting", ["uncertainty", "dwa"])
 def test_weighting_strategies_train(tmp_path, weighting):
     result = train(_cfg(tmp_path, f"training.weighting={weighting}"), tmp_path / weighting, progress=False)
     assert result.global_step > 0
@@ -157,13 +161,21 @@ def _run_cli(*args, env=None):
                           env={**os.environ, "PYTHONPATH": SRC, **(env or {})})
 
 
+KILL = str(Path(__file__).with_name("train_kill.py"))
+
+
+def _run_killed(step, *args):
+    """The CLI, SIGKILLed right after it writes the checkpoint of `step` (see train_kill.py)."""
+    return subprocess.run([sys.executable, KILL, str(step), *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": SRC})
+
+
 def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path):
     config = write_config(tmp_path, epochs=2, checkpoint_every=3, keep_checkpoints=True)
     full = _run_cli("train", str(config), "--output", str(tmp_path / "full"), "--no-progress")
     assert full.returncode == 0, full.stderr
-    killed = _run_cli("train", str(config), "--output", str(tmp_path / "part"), "--no-progress",
-                      env={"POLYHEAD_TEST_CRASH_AT_STEP": "7"})
-    assert killed.returncode == 137
+    killed = _run_killed(6, "train", str(config), "--output", str(tmp_path / "part"), "--no-progress")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert (tmp_path / "part" / "checkpoints" / "latest").read_text().strip() == "step-0000006"
     again = _run_cli("train", str(config), "--output", str(tmp_path / "part"), "--no-progress")
     assert again.returncode == 1 and "--resume" in again.stderr  # never silently restarts over a run
@@ -211,18 +223,37 @@ def test_bad_config_values_are_clear_errors(tmp_path):
         _cfg(tmp_path, "freeze.heads=[nope]")
 
 
-def test_two_process_training_with_accelerate_launch(tmp_path):
-    config = write_config(tmp_path, epochs=1)
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-           "-m", "polyhead.cli", "train", str(config), "--output", str(tmp_path / "ddp"), "--no-progress"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": SRC})
+LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+          "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]
+
+
+def _launch(*args):
+    """Two processes under `accelerate launch` (gloo on CPU)."""
+    return subprocess.run([*LAUNCH, *args], capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": SRC})
+
+
+def test_two_process_training_and_resume_with_accelerate_launch(tmp_path):
+    config = write_config(tmp_path, epochs=1, checkpoint_every=3, keep_checkpoints=True)
+    out = _launch("-m", "polyhead.cli", "train", str(config), "--output", str(tmp_path / "ddp"), "--no-progress")
     assert out.returncode == 0, out.stderr[-3000:]
     # 32 topic + 16 ner + 16 sts examples, batch 4 per process x 2 processes: 4 + 2 + 2 steps.
     assert "1 epoch(s) x 8 batches" in out.stderr
     assert out.stderr.count("done in") == 1  # only the main process reports and writes
     model = load(tmp_path / "ddp")
     assert set(model.tasks) == {"topic", "ner", "sts"}
+    # Killed after step 3 and resumed: every process continues from its own RNG state (each
+    # drew its own dropout masks), so the result is the uninterrupted run's, bit for bit.
+    killed = _launch(KILL, "3", "train", str(config), "--output", str(tmp_path / "part"), "--no-progress")
+    assert killed.returncode != 0
+    ckpt = tmp_path / "part" / "checkpoints" / (tmp_path / "part" / "checkpoints" / "latest").read_text().strip()
+    assert ckpt.name == "step-0000003"
+    rng = [load_file(str(ckpt / f"rng-{rank}.safetensors"))["/torch"] for rank in (0, 1)]
+    assert not torch.equal(rng[0], rng[1])  # each process has its own dropout stream to continue
+    resumed = _launch("-m", "polyhead.cli", "train", str(config), "--output", str(tmp_path / "part"), "--resume", "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from step 3" in resumed.stderr
+    a, b = _weights(tmp_path / "ddp"), _weights(tmp_path / "part")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_early_stopping_stops_when_dev_stops_improving(tmp_path):
@@ -240,7 +271,126 @@ def test_gradient_accumulation_halves_optimizer_steps(tmp_path):
 
 
 def test_contrastive_similarity_loss_and_bf16_mixed_precision(tmp_path):
-    cfg = _cfg(tmp_path, "training.epochs=1", "tasks.sts.loss=contrastive", "training.mixed_precision=bf16")
-    result = train(cfg, tmp_path / "c", progress=False)
+    seen: set[torch.dtype] = set()
+
+    def record(module, args, output):
+        if isinstance(module, torch.nn.Linear):
+            seen.add(output.dtype)
+
+    cfg = _cfg(tmp_path, "training.epochs=1", "tasks.sts.loss=contrastive", "training.precision=bf16")
+    hook = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        result = train(cfg, tmp_path / "c", progress=False)
+    finally:
+        hook.remove()
+    assert torch.bfloat16 in seen  # the training forward passes really ran in bf16
     assert "spearman" in result.dev["sts"]
     assert load(tmp_path / "c").tasks["sts"].loss == "contrastive"
+
+
+# -- the output folder: never replaced silently (issue 11) --------------------------------------
+@pytest.mark.parametrize("existing", ["model", "files"])
+def test_training_into_a_folder_with_something_in_it_is_refused_before_any_work(tmp_path, existing):
+    out = tmp_path / "out"
+    out.mkdir()
+    keep = out / ("polyhead.json" if existing == "model" else "notes.txt")
+    keep.write_text('{"mine": true}')
+    with pytest.raises(PolyheadError, match="--overwrite") as err:
+        train(_cfg(tmp_path, "training.epochs=1"), out, progress=False)
+    assert "\n" not in str(err.value) and str(out) in str(err.value)
+    assert keep.read_text() == '{"mine": true}' and sorted(p.name for p in out.iterdir()) == [keep.name]
+
+
+def test_overwrite_replaces_a_model_and_drops_a_stale_unfinished_run(tmp_path):
+    out = tmp_path / "out"
+    (out / "checkpoints" / "step-0000005").mkdir(parents=True)
+    (out / "checkpoints" / "latest").write_text("step-0000005")
+    (out / "polyhead.json").write_text("{}")
+    with pytest.raises(PolyheadError, match="unfinished run; pass --resume to continue it, or --overwrite"):
+        train(_cfg(tmp_path, "training.epochs=1"), out, progress=False)
+    with pytest.raises(PolyheadError, match="not both"):
+        train(_cfg(tmp_path, "training.epochs=1"), out, resume=True, overwrite=True, progress=False)
+    result = train(_cfg(tmp_path, "training.epochs=1"), out, overwrite=True, progress=False)
+    assert result.global_step == 16 and set(load(out).tasks) == {"topic", "ner", "sts"}
+    assert not (out / "checkpoints").exists()
+
+
+def test_an_empty_folder_is_used_without_overwrite(tmp_path):
+    (tmp_path / "out").mkdir()
+    assert train(_cfg(tmp_path, "training.epochs=1", "training.max_steps=2"), tmp_path / "out", progress=False).global_step == 2
+
+
+# -- resume checks the run is the same run (issue 11) --------------------------------------------
+@pytest.fixture(scope="module")
+def finished_with_checkpoint(tmp_path_factory):
+    """One epoch (16 steps) trained with its last checkpoint kept: a run --resume can continue."""
+    root = tmp_path_factory.mktemp("ckpt")
+    config = write_config(root, epochs=1, keep_checkpoints=True)
+    train(load_config(config), root / "run", progress=False)
+    return root, config
+
+
+def _copy_run(finished, tmp_path) -> Path:
+    import shutil
+
+    root, _ = finished
+    return Path(shutil.copytree(root / "run", tmp_path / "run"))
+
+
+def test_resume_refuses_a_changed_config_and_lists_what_changed(finished_with_checkpoint, tmp_path):
+    _, config = finished_with_checkpoint
+    out = _copy_run(finished_with_checkpoint, tmp_path)
+    with pytest.raises(PolyheadError) as err:
+        train(load_config(config, ["training.lr=0.002", "tasks.topic.dropout=0.3"]), out, resume=True, progress=False)
+    message = str(err.value)
+    assert "training.lr: 0.001 -> 0.002" in message and "tasks.topic.dropout: 0.1 -> 0.3" in message
+    assert "--overwrite" in message and "config.yaml" in message and "\n" not in message
+    # A task removed: a clear refusal, not a traceback from loading mismatched state.
+    data = yaml.safe_load(config.read_text())
+    data["tasks"] = [t for t in data["tasks"] if t["name"] != "sts"]
+    fewer = tmp_path / "fewer.yaml"
+    fewer.write_text(yaml.safe_dump(data))
+    with pytest.raises(PolyheadError, match="tasks.sts: removed"):
+        train(load_config(fewer), out, resume=True, progress=False)
+
+
+def test_resume_refuses_changed_training_data(finished_with_checkpoint, tmp_path):
+    root, _ = finished_with_checkpoint
+    out = _copy_run(finished_with_checkpoint, tmp_path)
+    config = write_config(tmp_path, epochs=1, keep_checkpoints=True)  # same settings, other files
+    data = yaml.safe_load(config.read_text())
+    data["encoder"]["model"] = str(root / "tiny-encoder")
+    topic = Path(data["tasks"][0]["train"])
+    topic.write_text(topic.read_text() + '{"text": "one more match", "label": "sports"}\n')
+    config.write_text(yaml.safe_dump(data))
+    with pytest.raises(PolyheadError, match=r"run.train_examples.topic: 32 -> 33"):
+        train(load_config(config), out, resume=True, progress=False)
+
+
+def test_resume_may_lengthen_the_run(finished_with_checkpoint, tmp_path):
+    _, config = finished_with_checkpoint
+    out = _copy_run(finished_with_checkpoint, tmp_path)
+    result = train(load_config(config, ["training.epochs=2", "training.log_every=5"]), out, resume=True, progress=False)
+    assert result.global_step == 32  # the second epoch ran on top of the first
+
+
+@pytest.mark.parametrize("damage", ["truncated optimizer.safetensors", "garbage trainer_state.json",
+                                    "missing tensor in optimizer.json", "truncated rng-0.safetensors",
+                                    "truncated model/heads/topic.safetensors"])
+def test_a_damaged_checkpoint_is_a_one_line_error_naming_the_file(finished_with_checkpoint, tmp_path, damage):
+    _, config = finished_with_checkpoint
+    out = _copy_run(finished_with_checkpoint, tmp_path)
+    folder = out / "checkpoints" / (out / "checkpoints" / "latest").read_text().strip()
+    how, name = damage.split(" ", 1)[0], damage.split(" ")[-1]
+    path = folder / name
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    elif how == "garbage":
+        path.write_text('{"epoch": 1, "glob')
+    else:
+        path.write_text(path.read_text().replace('"__tensor__": "/state/0/exp_avg"', '"__tensor__": "/nope"'))
+    with pytest.raises(PolyheadError) as err:
+        train(load_config(config), out, resume=True, progress=False)
+    message = str(err.value)
+    assert "\n" not in message and "--overwrite" in message
+    assert str(path if not name.startswith("model/") else folder / "model") in message

@@ -166,3 +166,27 @@ def test_uncertainty_state_dict_roundtrip():
     fresh.load_state_dict(_roundtrip(w))
     assert fresh.weights() == w.weights()
     assert fresh.weights()["b"] == pytest.approx(math.exp(1.2), rel=1e-6)
+
+
+def test_static_weighting_in_training_uses_each_tasks_weight(tmp_path):
+    """End to end: `weight:` per task reaches the loss (not just `equal` under another name)."""
+    from polyhead.training.config import load_config
+    from polyhead.training.loop import train
+    from train_helpers import write_config
+
+    config = write_config(tmp_path, epochs=1)
+    runs = {
+        "equal": [],
+        "static": ["training.weighting=static", "tasks.topic.weight=3.0", "tasks.ner.weight=0.5"],
+    }
+    weights = {}
+    for name, overrides in runs.items():
+        train(load_config(config, overrides), tmp_path / name, progress=False)
+        rows = [r.split(",") for r in (tmp_path / name / "training" / "curves.csv").read_text().splitlines()[1:]]
+        weights[name] = {r[3]: float(r[5]) for r in rows if r[0] == "train"}  # task -> logged weight
+    assert weights["equal"] == {"topic": 1.0, "ner": 1.0, "sts": 1.0}
+    assert weights["static"] == {"topic": 3.0, "ner": 0.5, "sts": 1.0}
+    from polyhead import load
+
+    a, b = load(tmp_path / "equal"), load(tmp_path / "static")
+    assert not torch.equal(a.heads["topic"].net[-1].weight, b.heads["topic"].net[-1].weight)

@@ -1,16 +1,64 @@
-"""Training configuration: one YAML file describes a whole run, and reproduces it."""
+"""Training configuration: one YAML file describes a whole run, and reproduces it.
+
+Every field is declared once, with its type and its allowed values in the field's metadata
+(`opt(default, ge=1)`, `opt("linear", choices=...)`); `_build` checks each value against that
+declaration when the config is built, so a wrong value fails at load time with its key path
+("training.epochs: expected a positive integer, got 'abc'"), never later as a traceback.
+Over 500 lines on purpose: the declarations and the one checker that reads them belong together.
+"""
 from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import operator
 import os
+import types
+import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import yaml
 
 from ..errors import PolyheadError
+from ..io import read_text
+from ..modeling.encoder import POOLING_MODES, PRECISIONS
+from ..modeling.tasks import KIND_ALIASES, KINDS, TaskSpec
+from .sampling import STRATEGIES
+
+SCHEDULERS = ("linear", "cosine", "constant")
+GRADUAL_UNITS = ("epoch", "step")
+# The deprecated training.mixed_precision (Accelerate's names) -> precision (inference's names).
+MIXED_PRECISION_ALIASES = {"no": "fp32", "bf16": "bf16", "fp16": "fp16"}
+_SEED_MAX = 2**32 - 1  # numpy's legacy seeding (used by accelerate.set_seed) refuses more
+
+
+def _weightings() -> tuple[str, ...]:
+    # Imported late: weighting.py pulls in torch.nn, and the names come from its registry.
+    from .weighting import WEIGHTINGS
+
+    return tuple(sorted(WEIGHTINGS))
+
+
+def opt(
+    default: Any = dataclasses.MISSING,
+    *,
+    factory: Callable[[], Any] | None = None,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    choices: Sequence[str] | Callable[[], Sequence[str]] | None = None,
+    length: int | None = None,
+    single_char: bool = False,
+) -> Any:
+    """A dataclass field whose metadata says which values are allowed (checked by `_build`)."""
+    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices, "length": length, "single_char": single_char}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -18,9 +66,9 @@ class EncoderConfig:
     """The shared encoder and the choices outside the backbone."""
 
     model: str | None = None  # None / "default": the bundled all-MiniLM-L6-v2
-    pooling: str = "mean"
+    pooling: str = opt("mean", choices=POOLING_MODES)
     normalize: bool = True
-    max_length: int = 256
+    max_length: int = opt(256, ge=1)
 
 
 @dataclass
@@ -28,17 +76,17 @@ class TaskConfig:
     """One task (head) and, optionally, its own data files (shorthand for a one-task dataset)."""
 
     name: str
-    kind: str
+    kind: str = opt(choices=KINDS + tuple(KIND_ALIASES))
     labels: list[str] | None = None  # default: taken from the training data
-    hidden_dim: int | None = None
-    dropout: float = 0.1
-    loss: str | None = None
-    score_range: list[float] = field(default_factory=lambda: [0.0, 1.0])
+    hidden_dim: int | None = opt(None, ge=1)
+    dropout: float = opt(0.1, ge=0.0, lt=1.0)
+    loss: str | None = None  # checked against the kind by TaskSpec
+    score_range: list[float] = opt(factory=lambda: [0.0, 1.0], length=2)
     # Shorthand data options, used when the task has its own files.
     train: str | None = None
     dev: str | None = None
     test: str | None = None
-    format: str | None = None
+    format: str | None = opt(None, choices=("jsonl", "csv", "tsv", "conll"))
     text_column: str = "text"
     label_column: str | None = None  # default: "label" (classification), "tags" (token jsonl)
     tokens_column: str = "tokens"
@@ -46,11 +94,11 @@ class TaskConfig:
     sentence2_column: str = "sentence2"
     score_column: str = "score"
     tag_column: int = -1
-    delimiter: str | None = None
-    batch_size: int | None = None
-    max_length: int | None = None
-    max_examples: int | None = None
-    weight: float = 1.0  # used by static loss weighting
+    delimiter: str | None = opt(None, single_char=True)
+    batch_size: int | None = opt(None, ge=1)
+    max_length: int | None = opt(None, ge=1)
+    max_examples: int | None = opt(None, ge=1)
+    weight: float = opt(1.0, ge=0.0)  # used by static loss weighting
 
 
 @dataclass
@@ -61,7 +109,7 @@ class DatasetConfig:
     train: str
     dev: str | None = None
     test: str | None = None
-    format: str | None = None  # jsonl, csv, tsv, conll (default: from the file extension)
+    format: str | None = opt(None, choices=("jsonl", "csv", "tsv", "conll"))  # default: from the extension
     text_column: str = "text"
     tokens_column: str = "tokens"
     # task name -> column (classification label, token tag list) holding that task's label
@@ -70,10 +118,10 @@ class DatasetConfig:
     sentence2_column: str = "sentence2"
     score_column: str = "score"
     tag_column: int = -1
-    delimiter: str | None = None
-    batch_size: int | None = None
-    max_length: int | None = None
-    max_examples: int | None = None
+    delimiter: str | None = opt(None, single_char=True)
+    batch_size: int | None = opt(None, ge=1)
+    max_length: int | None = opt(None, ge=1)
+    max_examples: int | None = opt(None, ge=1)
 
 
 @dataclass
@@ -83,43 +131,60 @@ class FreezeConfig:
     all: bool = False
     encoder: bool = False
     embeddings: bool = False
-    layers: int = 0
+    layers: int = opt(0, ge=0)
     heads: list[str] = field(default_factory=list)
     # ULMFiT-style: start with heads only, unfreeze one more layer group (top first) every N units.
-    gradual_unfreezing: int | None = None
-    gradual_unit: str = "epoch"  # epoch or step
+    gradual_unfreezing: int | None = opt(None, ge=1)
+    gradual_unit: str = opt("epoch", choices=GRADUAL_UNITS)
 
 
 @dataclass
 class TrainingConfig:
     """The loop: optimiser, schedule, sampling, weighting, evaluation, checkpoints."""
 
-    epochs: int = 3
-    max_steps: int | None = None
-    batch_size: int = 32
-    lr: float = 5e-5
-    head_lr: float | None = None  # default: lr
-    layer_decay: float = 1.0  # lr x decay^(depth from the top layer)
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    scheduler: str = "linear"  # linear, cosine, constant
-    grad_clip: float | None = 1.0
-    grad_accum: int = 1
-    seed: int = 42
-    sampling: str = "proportional"  # round_robin, proportional, temperature
-    temperature: float = 2.0
-    steps_per_epoch: int | None = None
-    weighting: str = "equal"  # equal, static, uncertainty, dwa
+    epochs: int = opt(3, ge=1)
+    max_steps: int | None = opt(None, ge=1)
+    batch_size: int = opt(32, ge=1)
+    lr: float = opt(5e-5, gt=0.0)
+    head_lr: float | None = opt(None, gt=0.0)  # default: lr
+    layer_decay: float = opt(1.0, gt=0.0, le=1.0)  # lr x decay^(depth from the top layer)
+    weight_decay: float = opt(0.01, ge=0.0)
+    warmup_ratio: float = opt(0.1, ge=0.0, lt=1.0)
+    scheduler: str = opt("linear", choices=SCHEDULERS)
+    grad_clip: float | None = opt(1.0, gt=0.0)  # null: no clipping
+    grad_accum: int = opt(1, ge=1)
+    seed: int = opt(42, ge=0, le=_SEED_MAX)
+    sampling: str = opt("proportional", choices=STRATEGIES)
+    temperature: float = opt(2.0, gt=0.0)
+    steps_per_epoch: int | None = opt(None, ge=1)
+    weighting: str = opt("equal", choices=_weightings)
     weighting_options: dict[str, Any] = field(default_factory=dict)
-    mixed_precision: str = "no"  # no, bf16, fp16
-    eval_every: int | None = None  # steps; default: once per epoch
-    eval_batch_size: int = 64
+    # The same names as inference: fp32, bf16, fp16, or auto (bf16 where the hardware has it).
+    precision: str = opt("fp32", choices=PRECISIONS)
+    eval_every: int | None = opt(None, ge=1)  # steps; default: once per epoch
+    eval_batch_size: int = opt(64, ge=1)
     select_metric: str = "mean"  # mean, or TASK.METRIC (e.g. ner.entity_f1)
-    early_stopping_patience: int | None = None
-    checkpoint_every: int | None = None  # steps; default: once per epoch
+    early_stopping_patience: int | None = opt(None, ge=1)
+    checkpoint_every: int | None = opt(None, ge=1)  # steps; default: once per epoch
     keep_checkpoints: bool = False  # keep checkpoints after a successful run
-    log_every: int = 10
+    log_every: int = opt(10, ge=1)
     init_from: str | None = None  # a saved polyhead model to start from (encoder + matching heads)
+
+    def accelerate_precision(self, device: str | None = None) -> str:
+        """Accelerate's mixed_precision value (no, bf16, fp16) for `precision` on this device."""
+        from ..modeling.encoder import pick_device, resolve_precision
+
+        concrete = resolve_precision(self.precision, pick_device(device))
+        return {"fp32": "no"}.get(concrete, concrete)
+
+    @property
+    def mixed_precision(self) -> str:
+        """Deprecated spelling, kept readable: Accelerate's value for `precision` on the default device."""
+        return self.accelerate_precision()
+
+    @mixed_precision.setter
+    def mixed_precision(self, value: str) -> None:
+        self.precision = _from_mixed_precision(value, "training.mixed_precision")
 
 
 @dataclass
@@ -142,7 +207,7 @@ class RunConfig:
         if path is None:
             return None
         if "{cache}" in path:  # datasets fetched by `polyhead datasets fetch` live in the cache
-            from ..bench.datasets import default_cache_dir
+            from ..io import default_cache_dir
 
             path = path.replace("{cache}", str(default_cache_dir()))
         p = Path(os.path.expandvars(path)).expanduser()
@@ -158,27 +223,170 @@ class RunConfig:
         return d
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
-    if data is None:
-        return cls()
-    if not isinstance(data, dict):
-        raise PolyheadError(f"{where}: expected a mapping, got {type(data).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise PolyheadError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
-    data = dict(data)
-    for f in dataclasses.fields(cls):
-        # PyYAML reads 1e-4 (no dot) as a string; accept it as the number people meant.
-        if isinstance(data.get(f.name), str) and str(f.type).startswith("float"):
+# -- checking values against the declarations --------------------------------------------------
+_WARNED: set[str] = set()
+
+
+def _from_mixed_precision(value: Any, where: str) -> str:
+    """The precision a deprecated mixed_precision value means; warns once per process."""
+    if value is False:  # YAML reads an unquoted `no` as false
+        value = "no"
+    if not isinstance(value, str) or value not in MIXED_PRECISION_ALIASES:
+        raise PolyheadError(f"{where}: expected one of no, bf16, fp16, got {_show(value)} (better: use training.precision)")
+    if "mixed_precision" not in _WARNED:
+        _WARNED.add("mixed_precision")
+        warnings.warn(
+            f"{where} is deprecated; write training.precision: {MIXED_PRECISION_ALIASES[value]} "
+            "(fp32, bf16, fp16 or auto, as for inference)",
+            FutureWarning,
+            stacklevel=4,
+        )
+    return MIXED_PRECISION_ALIASES[value]
+
+
+# Keys accepted in place of a field: old name -> (field, conversion).
+ALIASES: dict[type, dict[str, tuple[str, Callable[[Any, str], Any]]]] = {
+    TrainingConfig: {"mixed_precision": ("precision", _from_mixed_precision)},
+}
+
+
+def _name(key: Any) -> str:
+    """A key as people wrote it, or its repr when it is not plain printable text (keeps messages one line)."""
+    return key if isinstance(key, str) and key.isprintable() else repr(key)
+
+
+def _show(value: Any) -> str:
+    """A short one-line repr of a user's value for an error message."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _number_range(meta: dict[str, Any]) -> str:
+    lo = f"[{meta['ge']}" if meta.get("ge") is not None else (f"({meta['gt']}" if meta.get("gt") is not None else None)
+    hi = f"{meta['le']}]" if meta.get("le") is not None else (f"{meta['lt']})" if meta.get("lt") is not None else None)
+    if lo and hi:
+        return f" in {lo}, {hi}"
+    if lo:
+        return f" > {lo[1:]}" if lo[0] == "(" else f" >= {lo[1:]}"
+    if hi:
+        return f" < {hi[:-1]}" if hi[-1] == ")" else f" <= {hi[:-1]}"
+    return ""
+
+
+def _expected(tp: Any, meta: dict[str, Any]) -> str:
+    """What a field accepts, in words: 'a positive integer', 'one of linear, cosine, constant'."""
+    choices = meta.get("choices")
+    if choices is not None:
+        return "one of " + ", ".join(choices() if callable(choices) else choices)
+    origin = typing.get_origin(tp)
+    if tp is int:
+        if meta.get("ge") == 1 and meta.get("le") is None:
+            return "a positive integer"
+        if meta.get("ge") == 0 and meta.get("le") is None:
+            return "a non-negative integer"
+        return "an integer" + _number_range(meta)
+    if tp is float:
+        if meta.get("gt") == 0 and meta.get("le") is None and meta.get("lt") is None:
+            return "a positive number"
+        return "a number" + _number_range(meta)
+    if tp is bool:
+        return "true or false"
+    if tp is str:
+        return "a single character" if meta.get("single_char") else "a string"
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        count = f"{meta['length']} " if meta.get("length") else ""
+        return f"a list of {count}{_expected(item, {}).split(' ', 1)[1]}s"
+    if origin is dict:
+        return "a mapping"
+    return "a value"
+
+
+def _check(value: Any, tp: Any, where: str, meta: dict[str, Any]) -> Any:
+    """`value` converted to the declared type `tp`, or a PolyheadError naming `where`."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        tp, origin = args[0], typing.get_origin(args[0])
+        optional = True
+    else:
+        optional = False
+
+    def fail() -> PolyheadError:
+        extra = " (or null)" if optional else ""
+        return PolyheadError(f"{where}: expected {_expected(tp, meta)}{extra}, got {_show(value)}")
+
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise fail()
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail()
+    elif tp is float:
+        if isinstance(value, str):  # PyYAML reads 1e-4 (no dot) as a string: the number people meant
             try:
-                data[f.name] = float(data[f.name])
+                value = float(value)
             except ValueError:
-                raise PolyheadError(f"{where}.{f.name}: {data[f.name]!r} is not a number") from None
-    try:
-        return cls(**data)
-    except TypeError as exc:
-        raise PolyheadError(f"{where}: {exc}") from None
+                raise fail() from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise fail()
+        value = float(value)
+    elif tp is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)  # YAML reads names and labels such as 1 or 2.0 as numbers
+        if not isinstance(value, str) or (meta.get("single_char") and (len(value) != 1 or value in "\r\n\"")):
+            raise fail()
+    elif origin is list:
+        if not isinstance(value, list) or (meta.get("length") and len(value) != meta["length"]):
+            raise fail()
+        (item,) = typing.get_args(tp)
+        return [_check(v, item, f"{where}[{i}]", {}) for i, v in enumerate(value)]
+    elif origin is dict:
+        if not isinstance(value, dict):
+            raise fail()
+        key_tp, value_tp = typing.get_args(tp)
+        return {
+            _check(k, key_tp, f"{where} key", {}): _check(v, value_tp, f"{where}.{_name(k)}", {}) for k, v in value.items()
+        }
+    choices = meta.get("choices")
+    if choices is not None and value not in (choices() if callable(choices) else choices):
+        raise fail()
+    if tp in (int, float):
+        for key, holds in (("ge", operator.ge), ("gt", operator.gt), ("le", operator.le), ("lt", operator.lt)):
+            if meta.get(key) is not None and not holds(value, meta[key]):
+                raise fail()
+    return value
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """An instance of a config dataclass from a mapping, every value checked against its field."""
+    if data is None:  # `training:` with nothing under it; a list entry still needs its required keys
+        data = {}
+    if not isinstance(data, dict):
+        raise PolyheadError(f"{where}: expected a mapping, got {_show(data)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    aliases = ALIASES.get(cls, {})
+    unknown = sorted(_name(k) for k in data if k not in fields and k not in aliases)
+    if unknown:
+        raise PolyheadError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for old, (new, convert) in aliases.items():
+        if old in data:
+            if new in data:
+                raise PolyheadError(f"{where}: give {new} or its old name {old}, not both")
+            values[new] = convert(data[old], f"{where}.{old}")
+    for name, f in fields.items():
+        if name in data:
+            values[name] = _check(data[name], hints[name], f"{where}.{name}", dict(f.metadata))
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise PolyheadError(f"{where}: missing required key {name!r}")
+    return cls(**values)
 
 
 def config_from_dict(data: dict[str, Any], base_dir: str | Path = ".") -> RunConfig:
@@ -186,7 +394,7 @@ def config_from_dict(data: dict[str, Any], base_dir: str | Path = ".") -> RunCon
     if not isinstance(data, dict):
         raise PolyheadError("the config must be a mapping at the top level")
     allowed = {"encoder", "tasks", "datasets", "training", "freeze"}
-    unknown = sorted(set(data) - allowed)
+    unknown = sorted(_name(k) for k in data if k not in allowed)
     if unknown:
         raise PolyheadError(f"config: unknown section(s) {', '.join(unknown)}; valid: {', '.join(sorted(allowed))}")
     tasks = data.get("tasks") or []
@@ -208,6 +416,12 @@ def config_from_dict(data: dict[str, Any], base_dir: str | Path = ".") -> RunCon
 
 
 def _validate(cfg: RunConfig) -> None:
+    """Rules across fields: task specs, who labels what, freezing and loss-weighting options."""
+    for i, t in enumerate(cfg.tasks):
+        try:  # name, kind, loss for the kind, labels, dropout, score_range: TaskSpec's own rules
+            TaskSpec(t.name, t.kind, t.labels or [], t.hidden_dim, t.dropout, t.loss, tuple(t.score_range))  # type: ignore[arg-type]
+        except PolyheadError as exc:
+            raise PolyheadError(f"tasks[{i}]: {exc}") from None
     names = [t.name for t in cfg.tasks]
     if len(set(names)) != len(names):
         raise PolyheadError(f"config: duplicate task names in {names}")
@@ -222,26 +436,37 @@ def _validate(cfg: RunConfig) -> None:
             raise PolyheadError(f"task {t.name!r} has no training data: give it 'train:' or list it in a dataset's labels")
         if t.train is not None and t.name in labelled:
             raise PolyheadError(f"task {t.name!r} has its own 'train:' and is also labelled by a dataset; pick one")
-    tr = cfg.training
-    checks = [
-        (tr.epochs >= 1, "training.epochs must be at least 1"),
-        (tr.max_steps is None or tr.max_steps >= 1, "training.max_steps must be at least 1"),
-        (tr.lr > 0, "training.lr must be positive"),
-        (0 < tr.layer_decay <= 1, "training.layer_decay must be in (0, 1]"),
-        (0 <= tr.warmup_ratio < 1, "training.warmup_ratio must be in [0, 1)"),
-        (tr.scheduler in ("linear", "cosine", "constant"), "training.scheduler must be linear, cosine or constant"),
-        (tr.grad_accum >= 1, "training.grad_accum must be at least 1"),
-        (tr.mixed_precision in ("no", "bf16", "fp16"), "training.mixed_precision must be no, bf16 or fp16"),
-        (tr.batch_size >= 1, "training.batch_size must be at least 1"),
-        (cfg.freeze.gradual_unit in ("epoch", "step"), "freeze.gradual_unit must be epoch or step"),
-        (cfg.freeze.layers >= 0, "freeze.layers must be >= 0"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise PolyheadError(f"config: {message}")
     for h in cfg.freeze.heads:
         if h not in names:
             raise PolyheadError(f"config: freeze.heads names unknown task {h!r}")
+    tr = cfg.training
+    options = dict(tr.weighting_options)
+    if tr.weighting == "static" and "weights" not in options:  # as the loop does: each task's weight:
+        options["weights"] = {t.name: t.weight for t in cfg.tasks}
+    from .weighting import build_weighting
+
+    try:  # unknown options, missing or bad static weights: caught here, before any data is read
+        build_weighting(tr.weighting, names, **options)
+    except (ValueError, TypeError) as exc:
+        raise PolyheadError(f"training.weighting_options: {_first_line(exc)}") from None
+
+
+# -- files and overrides ----------------------------------------------------------------------
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[0].strip() if lines else type(exc).__name__
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None)  # "expected ',' or ']', but got '<stream end>'"
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise PolyheadError(f"{where}: invalid YAML: {problem or _first_line(exc)}{at}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise PolyheadError(f"{where}: invalid YAML: nested too deeply") from None
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
@@ -249,48 +474,59 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     path = Path(path)
     if not path.is_file():
         raise PolyheadError(f"config file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise PolyheadError(f"{path} is not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        raise PolyheadError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
-    data = apply_overrides(data or {}, overrides or [])
+    data = _parse_yaml(read_text(path), str(path))
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PolyheadError(f"{path}: the config must be a mapping at the top level, got {_show(data)}")
+    data = apply_overrides(data, overrides or [])
     return config_from_dict(data, base_dir=path.parent)
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set dotted keys from KEY=VALUE strings; VALUE is parsed as YAML (numbers, lists, null)."""
+    """Set dotted keys from KEY=VALUE strings; VALUE is parsed as YAML (numbers, lists, null).
+
+    A list is indexed by position or by an entry's name: tasks.0.kind=token, tasks.ner.lr=...
+    """
     data = copy.deepcopy(data)
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise PolyheadError(f"override {item!r} must look like section.key=value")
-        value = yaml.safe_load(raw)
+        value = _parse_yaml(raw, f"override {item!r}")
         node: Any = data
         parts = key.split(".")
-        for part in parts[:-1]:
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
             if isinstance(node, list):
-                node = _list_item(node, part, item)
+                idx = _index_of(node, part, item)
+                if last:
+                    node[idx] = value
+                else:
+                    if node[idx] is None:
+                        node[idx] = {}
+                    node = node[idx]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    if node.get(part) is None:  # `training:` with nothing under it reads as null
+                        node[part] = {}
+                    node = node[part]
             else:
-                node = node.setdefault(part, {})
-        last = parts[-1]
-        if isinstance(node, list):
-            idx = _index_of(node, last, item)
-            node[idx] = value
-        else:
-            node[last] = value
+                where = _name(".".join(parts[:depth]))
+                raise PolyheadError(f"override {item!r}: {where} is {_show(node)}, not a section or list")
     return data
 
 
 def _index_of(node: list, part: str, item: str) -> int:
     if part.isdigit():
-        return int(part)
+        idx = int(part)
+        if idx >= len(node):
+            has = f"its entries are 0 to {len(node) - 1}" if node else "the list is empty"
+            raise PolyheadError(f"override {item!r}: no entry {idx}; {has}")
+        return idx
     for i, entry in enumerate(node):
         if isinstance(entry, dict) and entry.get("name") == part:
             return i
     raise PolyheadError(f"override {item!r}: no entry named {part!r}")
-
-
-def _list_item(node: list, part: str, item: str) -> Any:
-    return node[_index_of(node, part, item)]

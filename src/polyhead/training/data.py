@@ -4,6 +4,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -19,6 +21,10 @@ from ..modeling.tasks import TaskSpec, bio_labels
 
 FORMATS = ("jsonl", "csv", "tsv", "conll")
 SPLITS = ("train", "dev", "test")
+# Long documents are legitimate training texts (they are truncated to max_length when batched);
+# the csv module's default 128 KiB field limit would reject them.
+CSV_FIELD_LIMIT = 64 * 1024 * 1024
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class DataError(PolyheadError):
@@ -68,9 +74,13 @@ def detect_format(path: Path, fmt: str | None) -> str:
 
 
 def _read_text(path: Path) -> str:
+    # Not io.read_text: this one names the line of a bad byte, drops a BOM and refuses empty files.
     if not path.is_file():
-        raise DataError(f"{path}: file does not exist")
-    data = path.read_bytes()
+        raise DataError(f"{path}: file does not exist" if not path.exists() else f"{path}: not a file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -84,31 +94,31 @@ def _read_text(path: Path) -> str:
 def read_records(path: Path, fmt: str, delimiter: str | None = None, tag_column: int = -1) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, record) from a data file; CoNLL gives {"tokens", "tags"} per sentence."""
     text = _read_text(path)
+    # Lines end at \n only (a \r before it is dropped): str.splitlines() would also split at
+    # U+2028, U+0085 and other characters that JSON strings and CoNLL tokens may hold.
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
     if fmt == "jsonl":
-        for no, line in enumerate(text.splitlines(), 1):
+        for no, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{no}: invalid JSON ({exc.msg})") from None
+            except ValueError as exc:  # e.g. an integer of more than 4300 digits
+                raise DataError(f"{path}:{no}: invalid JSON ({str(exc).splitlines()[0]})") from None
+            except RecursionError:
+                raise DataError(f"{path}:{no}: invalid JSON (nested too deeply)") from None
             if not isinstance(rec, dict):
                 raise DataError(f"{path}:{no}: expected a JSON object, got {type(rec).__name__}")
             yield no, rec
     elif fmt in ("csv", "tsv"):
-        delim = delimiter or ("\t" if fmt == "tsv" else ",")
-        reader = csv.DictReader(io.StringIO(text), delimiter=delim)
-        if not reader.fieldnames:
-            raise DataError(f"{path}: no header row")
-        for rec in reader:
-            if None in rec:
-                raise DataError(f"{path}:{reader.line_num}: more fields than the header has")
-            yield reader.line_num, rec
+        yield from _read_delimited(path, text, delimiter or ("\t" if fmt == "tsv" else ","))
     elif fmt == "conll":
         tokens: list[str] = []
         tags: list[str] = []
         start = 0
-        for no, line in enumerate(text.splitlines() + [""], 1):
+        for no, line in enumerate(lines + [""], 1):
             parts = line.split()
             if not parts or parts[0] == "-DOCSTART-":
                 if tokens:
@@ -117,12 +127,44 @@ def read_records(path: Path, fmt: str, delimiter: str | None = None, tag_column:
                 continue
             if len(parts) < 2:
                 raise DataError(f"{path}:{no}: expected 'token ... TAG', got {line.strip()!r} (token and tag counts differ)")
+            if not -len(parts) <= tag_column < len(parts):
+                raise DataError(
+                    f"{path}:{no}: tag_column {tag_column} is outside this line's {len(parts)} columns; "
+                    "set tag_column to a column every line has (-1: the last)"
+                )
             if not tokens:
                 start = no
             tokens.append(parts[0])
             tags.append(parts[tag_column])
     else:  # pragma: no cover - detect_format guards this
         raise DataError(f"{path}: unknown format {fmt}")
+
+
+def _read_delimited(path: Path, text: str, delim: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """CSV/TSV rows as dicts keyed by the header; csv module errors become located DataErrors."""
+    if len(delim) != 1 or delim in "\r\n\"":
+        raise DataError(f"{path}: delimiter {delim!r} must be one character, not a quote or newline")
+    fed = 0  # lines handed to the csv module: on a csv.Error the last one is the bad line
+
+    def feed() -> Iterator[str]:
+        nonlocal fed
+        for line in io.StringIO(text, newline=""):  # newline="": csv handles \r and \r\n itself
+            fed += 1
+            yield line
+
+    previous = csv.field_size_limit(CSV_FIELD_LIMIT)
+    reader = csv.DictReader(feed(), delimiter=delim)
+    try:
+        if not reader.fieldnames:
+            raise DataError(f"{path}: no header row")
+        for rec in reader:
+            if None in rec:
+                raise DataError(f"{path}:{reader.line_num}: more fields than the header has")
+            yield reader.line_num, rec
+    except csv.Error as exc:
+        raise DataError(f"{path}:{fed}: not valid {'TSV' if delim == chr(9) else 'CSV'} ({exc})") from None
+    finally:
+        csv.field_size_limit(previous)
 
 
 # -- building sources -------------------------------------------------------------------------
@@ -214,11 +256,22 @@ def _pair_example(rec: dict[str, Any], ds: DatasetConfig, no: int, where: str) -
     raw = _column(rec, next(iter(ds.labels.values())), where)
     try:
         score = float(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise DataError(f"{where}: score {raw!r} is not a number") from None
+    if not math.isfinite(score):  # NaN or infinity would turn the loss into NaN
+        raise DataError(f"{where}: score {raw!r} is not a finite number")
     if not isinstance(a, str) or not isinstance(b, str):
         raise DataError(f"{where}: sentence columns must be strings")
+    _check_unicode(a, where)
+    _check_unicode(b, where)
     return Example(line=no, pair=(a, b), score=score, labels={ds.name: score})
+
+
+def _check_unicode(text: str, where: str) -> None:
+    # JSON escapes such as \ud800 decode to lone surrogates, which the tokenizer cannot encode.
+    bad = _SURROGATE.search(text)
+    if bad:
+        raise DataError(f"{where}: text holds an unpaired surrogate {bad.group()!r}; fix the JSON escape")
 
 
 def _text_example(rec: dict[str, Any], src: Source, kinds: dict[str, str], fmt: str, no: int, where: str) -> Example | None:
@@ -239,6 +292,7 @@ def _text_example(rec: dict[str, Any], src: Source, kinds: dict[str, str], fmt: 
         text = _column(rec, ds.text_column, where)
         if not isinstance(text, str):
             raise DataError(f"{where}: {ds.text_column!r} must be a string, got {type(text).__name__}")
+    _check_unicode(text, where)
     labels: dict[str, Any] = {}
     for task in src.tasks:
         if kinds[task] == "token":
@@ -257,6 +311,8 @@ def _text_example(rec: dict[str, Any], src: Source, kinds: dict[str, str], fmt: 
                 raise DataError(f"{where}: missing column {src.columns[task]!r}")
             if value is None or value == "":
                 continue
+            if isinstance(value, (list, dict)):
+                raise DataError(f"{where}: label {value!r} for task {task!r} must be a string or a number")
             labels[task] = str(value)
     if not labels:
         return None  # labels no task: counted as skipped and reported

@@ -12,9 +12,11 @@ from ..modeling.tagging import bio_to_spans
 
 __all__ = [
     "METRIC_FOR_KIND",
+    "METRICS_FOR_KIND",
     "classification_metrics",
     "entity_metrics",
     "similarity_metrics",
+    "task_metrics",
 ]
 
 # The headline metric of each task kind: what model selection and summaries look at.
@@ -112,3 +114,16 @@ def similarity_metrics(gold: list[float], pred: list[float]) -> dict[str, float]
         "pearson": _safe_corr(stats.pearsonr, g, p),
         "n": float(n),
     }
+
+
+# The metric function of each task kind (gold and predictions as `evaluate` collects them).
+METRICS_FOR_KIND = {
+    "classification": classification_metrics,
+    "token": entity_metrics,
+    "similarity": similarity_metrics,
+}
+
+
+def task_metrics(kind: str, gold: list, pred: list) -> dict[str, float]:
+    """The metrics of one task of `kind` from its gold labels/tags/scores and predictions."""
+    return METRICS_FOR_KIND[kind](gold, pred)

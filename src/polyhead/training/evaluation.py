@@ -1,0 +1,149 @@
+"""Scoring a model and reporting a run: per-task dev/test metrics, the headline number that picks
+the best checkpoint, and the files under OUTPUT/training/ (metrics.json, curves.csv, curves.png)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from ..console import say
+from ..errors import PolyheadError
+from ..io import write_json_atomic, write_text_atomic
+from ..modeling.heads import head_class
+from ..modeling.model import MultiTaskModel
+from ..modeling.tasks import TaskSpec
+from .config import RunConfig
+from .data import Source, collate
+from .metrics import METRIC_FOR_KIND, task_metrics
+
+__all__ = ["TRAINING_DIR", "to_device", "evaluate", "headline", "summarize", "write_training_files", "plot_curves"]
+
+TRAINING_DIR = "training"
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """A collated batch with its tensors moved to `device`."""
+    out = dict(batch)
+    for key in ("inputs", "a", "b", "labels"):
+        if key in out:
+            out[key] = {k: v.to(device) for k, v in out[key].items()}
+    if "scores" in out:
+        out["scores"] = out["scores"].to(device)
+    return out
+
+
+# -- evaluation ---------------------------------------------------------------------------------
+@torch.inference_mode()
+def evaluate(
+    model: MultiTaskModel, sources: list[Source], split: str = "dev", batch_size: int = 64, max_length: int | None = None
+) -> dict[str, dict[str, float]]:
+    """Per-task metrics on a split: accuracy/macro-F1, entity P/R/F1, Spearman/Pearson."""
+    was_training = model.training
+    model.eval()
+    specs = model.tasks
+    max_length = max_length or model.encoder.max_length
+    gold: dict[str, list] = {}
+    pred: dict[str, list] = {}
+    for src in sources:
+        examples = src.splits.get(split) or []
+        order = sorted(range(len(examples)), key=lambda i: -len(examples[i].text or examples[i].pair[0]))  # type: ignore[index]
+        for start in range(0, len(order), batch_size):
+            chunk = [examples[i] for i in order[start : start + batch_size]]
+            batch = to_device(collate(chunk, src, specs, model.encoder.tokenizer, max_length), model.device)
+            if batch["kind"] == "pair":
+                task = batch["task"]
+                head = model.heads[task]
+                sims = head.score(head(model.encoder(**batch["a"])), head(model.encoder(**batch["b"])))
+                gold.setdefault(task, []).extend(e.score for e in chunk)
+                pred.setdefault(task, []).extend(sims.float().cpu().tolist())
+                continue
+            feats = model.encoder(**batch["inputs"])
+            for task in src.tasks:
+                labels = specs[task].labels
+                ids = model.heads[task](feats).argmax(-1).cpu()
+                token_level = head_class(specs[task]).token_level
+                for i, e in enumerate(chunk):
+                    if task not in e.labels:
+                        continue
+                    gold.setdefault(task, []).append(e.labels[task])
+                    if token_level:  # one tag per word, read at its first sub-token (cut-off words: O)
+                        tags = [labels[int(ids[i, t])] if t >= 0 else "O" for t in batch["firsts"][i]]
+                        pred.setdefault(task, []).append(tags)
+                    else:
+                        pred.setdefault(task, []).append(labels[int(ids[i])])
+    results = {task: task_metrics(specs[task].kind, y, pred[task]) for task, y in gold.items()}
+    model.train(was_training)
+    return results
+
+
+def headline(metrics: dict[str, dict[str, float]], specs: dict[str, TaskSpec], select: str = "mean") -> float | None:
+    """The number that picks the best checkpoint: one task's metric, or the mean of each task's headline."""
+    if not metrics:
+        return None
+    if select != "mean":
+        task, _, name = select.partition(".")
+        if task not in metrics or name not in metrics[task]:
+            raise PolyheadError(f"select_metric {select!r}: no such task.metric in {sorted(metrics)}")
+        return float(metrics[task][name])
+    return float(np.mean([m[METRIC_FOR_KIND[specs[t].kind]] for t, m in metrics.items()]))
+
+
+def summarize(metrics: dict[str, dict[str, float]], specs: dict[str, TaskSpec]) -> str:
+    """`topic accuracy=0.9000, ner entity_f1=...`: each task's headline metric."""
+    return ", ".join(f"{t} {METRIC_FOR_KIND[specs[t].kind]}={m[METRIC_FOR_KIND[specs[t].kind]]:.4f}" for t, m in metrics.items())
+
+
+# -- training outputs ---------------------------------------------------------------------------
+def write_training_files(out: Path, state: Any, cfg: RunConfig, specs: dict[str, TaskSpec]) -> None:
+    """metrics.json, curves.csv, curves.png and the config, under OUTPUT/training/ (state: a TrainState)."""
+    folder = out / TRAINING_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    metrics = {
+        "best_step": state.best_step, "best": state.best, "dev": state.best_dev, "test": state.test,
+        "global_step": state.global_step, "stopped_early": state.stopped_early, "seconds": state.seconds,
+        "trainable_params": state.trainable_params, "headline_metrics": {t: METRIC_FOR_KIND[s.kind] for t, s in specs.items()},
+    }
+    write_json_atomic(folder / "metrics.json", metrics)
+    write_text_atomic(folder / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    rows = state.history
+    keys = ["type", "step", "epoch", "task", "loss", "weight", "lr"]
+    metric_keys = sorted({k for r in rows for k in r} - set(keys))
+    lines = [",".join(keys + metric_keys)]
+    for r in rows:
+        lines.append(",".join("" if r.get(k) is None else str(r.get(k)) for k in keys + metric_keys))
+    write_text_atomic(folder / "curves.csv", "\n".join(lines) + "\n")
+    try:
+        plot_curves(rows, specs, folder / "curves.png")
+    except Exception as exc:  # a plot must never cost a training run
+        say(f"warning: could not draw curves ({exc})")
+
+
+def plot_curves(rows: list[dict], specs: dict[str, TaskSpec], path: Path) -> None:
+    """One panel per task: training loss against steps, dev metric on a second axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(specs)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        train_rows = [r for r in rows if r["type"] == "train" and r["task"] == task]
+        eval_rows = [r for r in rows if r["type"] == "eval" and r["task"] == task]
+        if train_rows:
+            ax.plot([r["step"] for r in train_rows], [r["loss"] for r in train_rows], color="tab:blue", lw=1, label="train loss")
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("train loss", color="tab:blue")
+        ax.set_title(f"{task} ({specs[task].kind})")
+        metric = METRIC_FOR_KIND[specs[task].kind]
+        if eval_rows:
+            ax2 = ax.twinx()
+            ax2.plot([r["step"] for r in eval_rows], [r[metric] for r in eval_rows], "o-", color="tab:orange", label=f"dev {metric}")
+            ax2.set_ylabel(f"dev {metric}", color="tab:orange")
+            ax2.set_ylim(0, 1.0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
