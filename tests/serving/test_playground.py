@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from polyhead import MultiTaskModel, TaskSpec, load
+from polyhead import load
 
 from train_helpers import write_config
 

@@ -303,7 +303,7 @@ def _head_frozen(config: Path, base: list[str], subset: Subset, work: Path, out:
     """
     from ..training.data import build_sources
     from ..modeling.model import load
-    from ..training.loop import evaluate
+    from ..training.evaluation import evaluate
 
     start = out.root / "full"
     cfg = _load(config, base + [f"training.init_from={start}"], subset, work)

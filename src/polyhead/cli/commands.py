@@ -292,7 +292,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..modeling.model import load
     from ..training.config import load_config
     from ..training.data import build_sources
-    from ..training.loop import evaluate
+    from ..training.evaluation import evaluate
 
     out = output_file(args.output, args.force)
     cfg = load_config(args.config, args.set)

@@ -33,7 +33,7 @@ from ..errors import PolyheadError
 from ..io import check_replaceable_dir, read_json, replace_dir, write_json_atomic
 from ..modeling.encoder import Encoder
 from ..modeling.model import CONFIG_FILE, MultiTaskModel
-from .runtime import FORMAT_NAME, FORMAT_VERSION, FP32_FILE, INT8_FILE, MANIFEST, TOKENIZER_DIR, make_session, read_manifest
+from .runtime import FORMAT_NAME, FORMAT_VERSION, FP32_FILE, INT8_FILE, MANIFEST, TOKENIZER_DIR, make_session
 
 OPSET = 17
 # ORT's transformer fusions know these architectures' attention/LayerNorm/GELU patterns.
