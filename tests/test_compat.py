@@ -13,6 +13,9 @@ def test_old_module_name_imports_the_new_module_with_a_warning(old, new):
     with pytest.warns(DeprecationWarning, match=rf"{old} moved to {new}"):
         module = importlib.import_module(old)
     assert module is importlib.import_module(new)
+    # the module keeps its own identity, so its relative imports still resolve in its package
+    assert module.__spec__.name == new
+    assert module.__spec__.parent == module.__package__
 
 
 def test_old_names_still_offer_their_public_functions():

@@ -42,6 +42,9 @@ MOVED = {
 class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Resolves an old module name to the module at its new place."""
 
+    def __init__(self) -> None:
+        self._specs: dict[str, Any] = {}  # old name -> the new module's own spec, restored below
+
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         if fullname not in MOVED:
             return None
@@ -54,10 +57,17 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             DeprecationWarning,
             stacklevel=2,
         )
-        return importlib.import_module(new)
+        module = importlib.import_module(new)
+        self._specs[spec.name] = module.__spec__
+        return module
 
     def exec_module(self, module: Any) -> None:
-        """Nothing to run: create_module returned the already-imported new module."""
+        """Nothing to run; only give the module back its own spec.
+
+        The import system sets `__spec__` to the alias' spec after create_module; left so, the
+        module's relative imports would resolve against the old parent (an ImportWarning, and
+        the wrong package)."""
+        module.__spec__ = self._specs.pop(module.__spec__.name)
 
 
 def install() -> None:
