@@ -30,6 +30,11 @@ from ..modeling.tasks import KIND_ALIASES, KINDS, TaskSpec
 from .sampling import STRATEGIES
 
 SCHEDULERS = ("linear", "cosine", "constant")
+# How heads on a frozen encoder are fitted (training/frozen.py): auto = L-BFGS for linear heads,
+# AdamW with early stopping for heads with a hidden layer; loop = the per-batch loop through the
+# encoder (the only way when something below the heads trains).
+HEAD_SOLVERS = ("auto", "lbfgs", "adamw", "loop")
+FEATURE_CACHES = ("disk", "memory")
 GRADUAL_UNITS = ("epoch", "step")
 # The deprecated training.mixed_precision (Accelerate's names) -> precision (inference's names).
 MIXED_PRECISION_ALIASES = {"no": "fp32", "bf16": "bf16", "fp16": "fp16"}
@@ -170,6 +175,11 @@ class TrainingConfig:
     keep_checkpoints: bool = False  # keep checkpoints after a successful run
     log_every: int = opt(10, ge=1)
     init_from: str | None = None  # a saved polyhead model to start from (encoder + matching heads)
+    # Frozen encoder (freeze.encoder): each split is encoded once and the heads fit on the cached
+    # features (docs/training.md, "Frozen encoder").
+    head_solver: str = opt("auto", choices=HEAD_SOLVERS)
+    head_l2: float | None = opt(None, ge=0.0)  # L-BFGS's L2 penalty; None: picked on dev
+    feature_cache: str = opt("disk", choices=FEATURE_CACHES)  # disk: OUTPUT/training/features (fp16)
 
     def accelerate_precision(self, device: str | None = None) -> str:
         """Accelerate's mixed_precision value (no, bf16, fp16) for `precision` on this device."""

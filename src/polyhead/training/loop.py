@@ -10,10 +10,9 @@ batches.py.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,65 +22,23 @@ from torch import nn
 from ..console import progress as progress_bar
 from ..console import say as console_say
 from ..errors import PolyheadError
-from ..modeling.encoder import Encoder
 from ..modeling.model import MultiTaskModel, load
 from ..modeling.tasks import TaskSpec
 from . import checkpoint
 from .batches import BatchStream
+from .build import build_model, lr_lambda, make_weighting
 from .checkpoint import CHECKPOINT_DIR
 from .config import RunConfig
 from .data import Source, build_sources, describe
 from .evaluation import evaluate, headline, plot_curves, summarize, write_training_files
 from .freezing import GradualUnfreezer, apply_freezing, param_groups
+from .frozen import train_frozen, uses_feature_cache
 from .sampling import TaskSampler
-from .weighting import LossWeighting, build_weighting
+from .state import TrainResult, TrainState
+from .weighting import LossWeighting
 
 # evaluate and plot_curves stay importable from here, where 0.1 code found them.
 __all__ = ["TrainResult", "TrainState", "train", "evaluate", "build_model", "headline", "plot_curves"]
-
-
-@dataclass
-class TrainResult:
-    """What a run produced: where, how good, how long, how much trained."""
-
-    output_dir: Path
-    best_metric: float | None
-    best_step: int
-    global_step: int
-    dev: dict[str, dict[str, float]] = field(default_factory=dict)
-    test: dict[str, dict[str, float]] = field(default_factory=dict)
-    seconds: float = 0.0
-    trainable_params: int = 0
-
-
-@dataclass
-class TrainState:
-    """Where a run is: everything besides tensors that a checkpoint saves and resume restores."""
-
-    epoch: int = 0  # the epoch in progress (0-based)
-    step_in_epoch: int = 0  # batches of that epoch already trained on
-    global_step: int = 0  # optimiser steps
-    micro_step: int = 0  # batches (= optimiser steps x grad_accum)
-    best: float | None = None  # best dev headline so far, and its step
-    best_step: int = 0
-    best_dev: dict[str, dict[str, float]] = field(default_factory=dict)
-    bad_evals: int = 0  # evaluations since the best one (early stopping)
-    stopped_early: bool = False
-    epoch_losses: dict[str, list[float]] = field(default_factory=dict)  # task -> [sum, count] this epoch
-    history: list[dict[str, Any]] = field(default_factory=list)  # rows of curves.csv
-    test: dict[str, dict[str, float]] = field(default_factory=dict)
-    seconds: float | None = None
-    trainable_params: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainState":
-        """Read back to_dict's output (unknown keys from other versions are ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 class Objective(nn.Module):
@@ -180,6 +137,10 @@ def train(
         checkpoint.remove_checkpoints(out)  # a stale unfinished run must not be resumed later
     accelerator.wait_for_everyone()
     set_seed(tr.seed)
+
+    # -- 3. A frozen encoder: encode each split once, fit the heads on the cached features --------
+    if uses_feature_cache(cfg, accelerator.num_processes):
+        return train_frozen(cfg, out, accelerator.device, say, progress)
 
     # -- 3. Data (bad files fail here, before a model loads), model, optimiser -------------------
     run = build_run(cfg, out, accelerator, say)
@@ -281,24 +242,6 @@ def fresh_accelerate_state() -> None:
 
 
 # -- 3. building ----------------------------------------------------------------------------------
-def build_model(cfg: RunConfig, specs: dict[str, TaskSpec], device: Any) -> MultiTaskModel:
-    """Encoder from the config (or a saved model to start from) plus one head per task."""
-    init = load(cfg.resolve(cfg.training.init_from), device=device) if cfg.training.init_from else None
-    encoder = Encoder(
-        cfg.encoder.model,
-        pooling=cfg.encoder.pooling,
-        normalize=cfg.encoder.normalize,
-        max_length=cfg.encoder.max_length,
-        device=device,
-    ) if init is None else init.encoder
-    model = MultiTaskModel(encoder, list(specs.values()))
-    if init is not None:
-        for name, head in init.heads.items():
-            if name in model.tasks and init.tasks[name].labels == model.tasks[name].labels:
-                model.heads[name].load_state_dict(head.state_dict())
-    return model
-
-
 def build_run(cfg: RunConfig, out: Path, accelerator: Any, say: Callable[[str], None]) -> Run:
     """Read the data, build model, loss weighting, optimiser, schedule and task sampler."""
     tr = cfg.training
@@ -337,33 +280,6 @@ def build_run(cfg: RunConfig, out: Path, accelerator: Any, say: Callable[[str], 
         objective, optimizer = accelerator.prepare(objective, optimizer)
     return Run(cfg, out, accelerator, say, sources, specs, model, weighting, objective, optimizer, scheduler, groups,
                batches, sampler, unfreezer, total_steps, trainable)
-
-
-def make_weighting(cfg: RunConfig, tasks: list[str]) -> LossWeighting:
-    """The loss weighting of the config; `static` defaults to each task's `weight`."""
-    options = dict(cfg.training.weighting_options)
-    if cfg.training.weighting == "static" and "weights" not in options:
-        options["weights"] = {t.name: t.weight for t in cfg.tasks}
-    try:
-        return build_weighting(cfg.training.weighting, tasks, **options)
-    except ValueError as exc:
-        raise PolyheadError(f"training.weighting: {exc}") from None
-
-
-def lr_lambda(kind: str, warmup: int, total: int) -> Callable[[int], float]:
-    """The lr multiplier per optimiser step: linear warm-up, then constant, linear or cosine decay."""
-
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        if kind == "constant":
-            return 1.0
-        done = min(1.0, (step - warmup) / max(1, total - warmup))
-        if kind == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * done))
-        return max(0.0, 1.0 - done)
-
-    return f
 
 
 # -- 4. resume ----------------------------------------------------------------------------------
