@@ -287,6 +287,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_add_head(args: argparse.Namespace) -> int:
+    """Fit CONFIG's tasks as new heads on MODEL_DIR's frozen encoder; write them in place or into --output."""
+    from .add_head import run_add_head
+
+    return run_add_head(
+        args.model_dir, args.config, output=args.output, overrides=args.set, device=args.device, progress=not args.no_progress
+    )
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a saved model on the data of a config; print a table, optionally write JSON."""
     from ..modeling.model import load

@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(sub)
     _add_export(sub)
     _add_train(sub)
+    _add_add_head(sub)
     _add_evaluate(sub)
     _add_benchmark(sub)
     return parser
@@ -269,6 +270,26 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu to force the CPU (default: what Accelerate picks)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=commands.cmd_train)
+
+
+def _add_add_head(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "add-head",
+        help="add new task heads to a trained model (its encoder and other heads stay as they are)",
+        description="Train the tasks of CONFIG (a training config whose tasks are NEW tasks) on the frozen encoder "
+        "of MODEL_DIR and write them into MODEL_DIR (or into a copy of it with --output). Only the new head files "
+        "and polyhead.json are written: the encoder and every existing head stay byte-identical, so old "
+        "predictions do not change. A task name MODEL_DIR already has, another encoder in CONFIG, or a folder "
+        "without write permission is refused before any training.",
+    )
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="a model folder written by polyhead (train/new/save)")
+    p.add_argument("config", metavar="CONFIG", help="a YAML training config naming only the new tasks and their data")
+    p.add_argument("-o", "--output", default=None, help="write a copy of MODEL_DIR with the new heads here "
+                   "(a missing or empty folder) and leave MODEL_DIR untouched")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. training.head_l2=0.01 (repeatable)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA if present, else CPU)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=commands.cmd_add_head)
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:

@@ -10,14 +10,14 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save, save_file
 from torch import nn
 
 from .. import __version__
 from ..console import progress
 from ..errors import PolyheadError
-from ..io import read_json, replace_dir, write_json_atomic
+from ..io import read_json, replace_dir, write_bytes_atomic, write_json_atomic
 from .backbone import FIX_FOLDER, check_safetensors_file
 from .backend import describe_encoder, paired_similarity, prediction
 from .encoder import Encoder, autocast_context
@@ -259,6 +259,129 @@ def select_tasks(available: dict[str, TaskSpec], tasks: Sequence[str] | str | No
 def load(folder: str | os.PathLike, device: str | torch.device | None = None, precision: str = "fp32") -> MultiTaskModel:
     """Load a saved polyhead model folder."""
     return MultiTaskModel.load(folder, device=device, precision=precision)
+
+
+# -- adding heads to a saved model (the encoder and the old heads are never rewritten) -------------
+def check_heads_addable(folder: str | os.PathLike, names: Sequence[str], writable: bool = True) -> dict[str, Any]:
+    """The polyhead.json of `folder` once it is known that heads named `names` can be added there.
+
+    One-line PolyheadError when the folder is not a polyhead model, a name is already one of its
+    tasks (or given twice), or, with `writable`, the folder or its heads/ cannot be written.
+    Reads only polyhead.json: cheap enough to run before any training.
+    """
+    folder = Path(folder)
+    names = list(names)
+    if not folder.is_dir():
+        raise PolyheadError(f"{folder} is not a folder")
+    if not (folder / CONFIG_FILE).is_file():
+        raise PolyheadError(f"{folder} is not a polyhead model: no {CONFIG_FILE}")
+    saved = read_json(folder / CONFIG_FILE)
+    if saved.get("format") != FORMAT_NAME or saved.get("format_version") != FORMAT_VERSION:
+        raise PolyheadError(
+            f"{folder / CONFIG_FILE}: not a polyhead model of format {FORMAT_NAME!r} version {FORMAT_VERSION} "
+            f"(found {saved.get('format')!r} version {saved.get('format_version')!r})"
+        )
+    if not isinstance(saved.get("tasks"), list) or not isinstance(saved.get("encoder"), dict):
+        raise PolyheadError(f"{folder / CONFIG_FILE}: no 'tasks' list or 'encoder' section; {FIX_FOLDER}")
+    if not names:
+        raise PolyheadError("no heads to add: name at least one new task")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise PolyheadError(f"task(s) {', '.join(twice)} named more than once")
+    existing = [t.get("name") for t in saved["tasks"] if isinstance(t, dict)]
+    taken = [n for n in names if n in existing]
+    if taken:
+        raise PolyheadError(
+            f"{folder} already has task(s) {', '.join(taken)}; choose new names "
+            f"(its tasks: {', '.join(map(str, existing)) or 'none'})"
+        )
+    if writable:
+        for where in (folder, folder / HEADS_DIR):
+            if where.exists() and not os.access(where, os.W_OK | os.X_OK):
+                raise PolyheadError(f"{where} is not writable: no permission to add heads there (nothing was changed)")
+    return saved
+
+
+def encoder_difference(encoder: Encoder, folder: str | os.PathLike, saved: dict[str, Any] | None = None) -> str | None:
+    """Why `encoder` is not the encoder saved in model folder `folder`, or None when it is.
+
+    Compares the choices in polyhead.json (name_or_path, pooling, max_length, normalize, dim)
+    and then every tensor of the folder's encoder safetensors with the in-memory backbone, exactly.
+    """
+    folder = Path(folder)
+    saved_enc = (saved if saved is not None else read_json(folder / CONFIG_FILE)).get("encoder", {})
+    mine = encoder.config_dict()
+    for key in ("name_or_path", "pooling", "max_length", "normalize", "dim"):
+        if key in saved_enc and saved_enc[key] != mine[key]:
+            return f"{key} is {mine[key]!r}, the folder's is {saved_enc[key]!r}"
+    files = sorted((folder / ENCODER_DIR).glob("*.safetensors"))
+    if not files:
+        return f"the folder has no {ENCODER_DIR}/*.safetensors weights"
+    state = encoder.backbone.state_dict()
+    seen: set[int] = set()
+    saved_keys: set[str] = set()
+    for file in files:
+        check_safetensors_file(file)
+        with safe_open(str(file), framework="pt") as fh:
+            for key in fh.keys():
+                if key not in state:
+                    return f"the folder's encoder has tensor {key}, the model's has none"
+                mine_t = state[key].detach()
+                theirs = fh.get_tensor(key)
+                if mine_t.dtype != theirs.dtype or tuple(mine_t.shape) != tuple(theirs.shape):
+                    return f"tensor {key} is {mine_t.dtype} {tuple(mine_t.shape)}, the folder's is {theirs.dtype} {tuple(theirs.shape)}"
+                if not torch.equal(mine_t.cpu(), theirs):
+                    return f"tensor {key} has other values (the encoder was trained or replaced)"
+                seen.add(mine_t.data_ptr())
+                saved_keys.add(key)
+    # save_pretrained writes a tied tensor once: a key missing from the files must share its storage.
+    missing = [k for k, v in state.items() if k not in saved_keys and v.data_ptr() not in seen]
+    if missing:
+        return f"the model's encoder has tensor {missing[0]}, the folder's has none"
+    return None
+
+
+def add_heads_to_folder(folder: str | os.PathLike, model: MultiTaskModel, names: Sequence[str]) -> list[Path]:
+    """Write the heads `names` of `model` into the saved model folder `folder`, touching nothing else.
+
+    Each heads/<name>.safetensors is written atomically, then polyhead.json is rewritten
+    atomically, last, with the new task specs appended; the encoder files and every existing
+    head file are never opened for writing. Refused with a one-line PolyheadError, changing
+    nothing, when the folder is not a polyhead model, a name is already there, the folder is
+    not writable, or `model`'s encoder is not the folder's (choices or any weight).
+    Returns the head files written.
+    """
+    folder = Path(folder)
+    names = list(names)
+    saved = check_heads_addable(folder, names)
+    unknown = [n for n in names if n not in model.tasks]
+    if unknown:
+        raise PolyheadError(f"the model has no task(s) {', '.join(unknown)} to write (it has {', '.join(model.tasks)})")
+    diff = encoder_difference(model.encoder, folder, saved)
+    if diff:
+        raise PolyheadError(
+            f"{folder}: the model's encoder is not this folder's ({diff}); "
+            "add heads only to the folder the model was loaded from, or to a copy of it"
+        )
+    written: list[Path] = []
+    try:
+        (folder / HEADS_DIR).mkdir(exist_ok=True)
+        for name in names:
+            tensors = {k: v.detach().cpu().contiguous() for k, v in model.heads[name].state_dict().items()}
+            data = save(tensors, metadata={"task": name})
+            path = folder / HEADS_DIR / f"{name}.safetensors"
+            write_bytes_atomic(path, lambda fh, data=data: fh.write(data))
+            written.append(path)
+        updated = dict(saved)
+        updated["tasks"] = list(saved["tasks"]) + [model.tasks[n].to_dict() for n in names]
+        write_json_atomic(folder / CONFIG_FILE, updated)  # last: until now the folder loads as before
+    except BaseException as exc:
+        for path in written:
+            path.unlink(missing_ok=True)
+        if isinstance(exc, PermissionError):
+            raise PolyheadError(f"{folder} is not writable ({exc.strerror}: {exc.filename}); nothing was changed") from exc
+        raise
+    return written
 
 
 def _load_head_state(head: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:

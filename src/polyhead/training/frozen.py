@@ -88,6 +88,7 @@ def fit_heads(
     l2: float | None = None,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = False,
+    say: Callable[[str], None] | None = None,
 ) -> FitReport:
     """Fit task heads on a frozen encoder from a config (path or RunConfig) or in-memory lists.
 
@@ -97,11 +98,16 @@ def fit_heads(
     the encoder and every head not in `tasks` (default: every task the data labels) are left
     exactly as they were.
     """
+    options: dict[str, Any] = {}
     if isinstance(data, dict):
         sources, specs = sources_from_lists(data)
     else:
         cfg = data if isinstance(data, RunConfig) else load_config(data)
         sources, specs = build_sources(cfg)
+        tr = cfg.training  # the config's own head settings, unless given here
+        options = {"head_lr": tr.head_lr, "weight_decay": tr.weight_decay, "seed": tr.seed}
+        solver = solver if solver != "auto" else (tr.head_solver if tr.head_solver != "loop" else "auto")
+        l2 = l2 if l2 is not None else tr.head_l2
     names = list(tasks) if tasks is not None else list(specs)
     unknown = [t for t in names if t not in specs]
     if unknown:
@@ -115,7 +121,7 @@ def fit_heads(
         else:
             model.add_task(specs[name])
     cache = FeatureCache(model.encoder, Path(cache_dir) if cache_dir else None, model.encoder.precision)
-    return fit_frozen_heads(model, sources, names, solver=solver, l2=l2, cache=cache, progress=progress)
+    return fit_frozen_heads(model, sources, names, solver=solver, l2=l2, cache=cache, progress=progress, say=say, **options)
 
 
 def sources_from_lists(data: dict[str, dict[str, Any]]) -> tuple[list[Source], dict[str, TaskSpec]]:
