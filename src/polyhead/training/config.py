@@ -77,8 +77,39 @@ class EncoderConfig:
     max_length: int = opt(256, ge=1)
 
 
+@dataclass(kw_only=True)
+class DataOptions:
+    """How to read a data source: files besides train, format, columns, limits. Shared by a
+    dataset and by a task with its own files (the one-task shorthand)."""
+
+    dev: str | None = None
+    test: str | None = None
+    format: str | None = opt(None, choices=("jsonl", "csv", "tsv", "conll"))  # default: from the extension
+    text_column: str = "text"
+    tokens_column: str = "tokens"
+    sentence1_column: str = "sentence1"
+    sentence2_column: str = "sentence2"
+    score_column: str = "score"
+    tag_column: int = -1
+    delimiter: str | None = opt(None, single_char=True)
+    batch_size: int | None = opt(None, ge=1)
+    max_length: int | None = opt(None, ge=1)
+    max_examples: int | None = opt(None, ge=1)
+
+
+def data_options(config: DataOptions) -> dict[str, Any]:
+    """The DataOptions fields of a task or dataset config, as keyword arguments."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(DataOptions)}
+
+
+def _own_fields_first(data: dict[str, Any]) -> dict[str, Any]:
+    """A task or dataset as saved: its own keys (name, kind, ...) before the shared data options."""
+    shared = {f.name for f in dataclasses.fields(DataOptions)}
+    return {**{k: v for k, v in data.items() if k not in shared}, **{k: v for k, v in data.items() if k in shared}}
+
+
 @dataclass
-class TaskConfig:
+class TaskConfig(DataOptions):
     """One task (head) and, optionally, its own data files (shorthand for a one-task dataset)."""
 
     name: str
@@ -88,46 +119,20 @@ class TaskConfig:
     dropout: float = opt(0.1, ge=0.0, lt=1.0)
     loss: str | None = None  # checked against the kind by TaskSpec
     score_range: list[float] = opt(factory=lambda: [0.0, 1.0], length=2)
-    # Shorthand data options, used when the task has its own files.
+    # Shorthand data options (and those of DataOptions), used when the task has its own files.
     train: str | None = None
-    dev: str | None = None
-    test: str | None = None
-    format: str | None = opt(None, choices=("jsonl", "csv", "tsv", "conll"))
-    text_column: str = "text"
     label_column: str | None = None  # default: "label" (classification), "tags" (token jsonl)
-    tokens_column: str = "tokens"
-    sentence1_column: str = "sentence1"
-    sentence2_column: str = "sentence2"
-    score_column: str = "score"
-    tag_column: int = -1
-    delimiter: str | None = opt(None, single_char=True)
-    batch_size: int | None = opt(None, ge=1)
-    max_length: int | None = opt(None, ge=1)
-    max_examples: int | None = opt(None, ge=1)
     weight: float = opt(1.0, ge=0.0)  # used by static loss weighting
 
 
 @dataclass
-class DatasetConfig:
+class DatasetConfig(DataOptions):
     """A data source that may label several tasks; examples missing a label skip that task."""
 
     name: str
     train: str
-    dev: str | None = None
-    test: str | None = None
-    format: str | None = opt(None, choices=("jsonl", "csv", "tsv", "conll"))  # default: from the extension
-    text_column: str = "text"
-    tokens_column: str = "tokens"
     # task name -> column (classification label, token tag list) holding that task's label
     labels: dict[str, str] = field(default_factory=dict)
-    sentence1_column: str = "sentence1"
-    sentence2_column: str = "sentence2"
-    score_column: str = "score"
-    tag_column: int = -1
-    delimiter: str | None = opt(None, single_char=True)
-    batch_size: int | None = opt(None, ge=1)
-    max_length: int | None = opt(None, ge=1)
-    max_examples: int | None = opt(None, ge=1)
 
 
 @dataclass
@@ -231,6 +236,8 @@ class RunConfig:
         """Plain data, for saving next to the model."""
         d = dataclasses.asdict(self)
         d.pop("base_dir")
+        d["tasks"] = [_own_fields_first(t) for t in d["tasks"]]
+        d["datasets"] = [_own_fields_first(t) for t in d["datasets"]]
         return d
 
 

@@ -13,7 +13,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from .config import DatasetConfig, RunConfig, TaskConfig
+from .config import DatasetConfig, RunConfig, TaskConfig, data_options
 from ..errors import PolyheadError
 from ..modeling.heads import IGNORE_INDEX
 from ..modeling.tagging import first_subtokens, join_words
@@ -171,24 +171,8 @@ def _read_delimited(path: Path, text: str, delim: str) -> Iterator[tuple[int, di
 def _shorthand_dataset(task: TaskConfig, default_batch: int) -> DatasetConfig:
     kind = TaskSpec(task.name, task.kind).kind
     default_col = {"classification": "label", "token": "tags", "similarity": task.score_column}[kind]
-    return DatasetConfig(
-        name=task.name,
-        train=task.train or "",
-        dev=task.dev,
-        test=task.test,
-        format=task.format,
-        text_column=task.text_column,
-        tokens_column=task.tokens_column,
-        labels={task.name: task.label_column or default_col},
-        sentence1_column=task.sentence1_column,
-        sentence2_column=task.sentence2_column,
-        score_column=task.score_column,
-        tag_column=task.tag_column,
-        delimiter=task.delimiter,
-        batch_size=task.batch_size or default_batch,
-        max_length=task.max_length,
-        max_examples=task.max_examples,
-    )
+    options = {**data_options(task), "batch_size": task.batch_size or default_batch}
+    return DatasetConfig(name=task.name, train=task.train or "", labels={task.name: task.label_column or default_col}, **options)
 
 
 def build_sources(cfg: RunConfig, splits: Sequence[str] = SPLITS) -> tuple[list[Source], dict[str, TaskSpec]]:
