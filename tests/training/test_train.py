@@ -394,3 +394,17 @@ def test_a_damaged_checkpoint_is_a_one_line_error_naming_the_file(finished_with_
     message = str(err.value)
     assert "\n" not in message and "--overwrite" in message
     assert str(path if not name.startswith("model/") else folder / "model") in message
+
+
+def test_heads_learn_faster_than_the_encoder_by_default(tmp_path):
+    from polyhead.training.config import HEAD_LR_RATIO
+    from polyhead.training.data import build_sources
+    from polyhead.training.loop import build_model
+
+    cfg = _cfg(tmp_path, "training.lr=0.0001", "training.head_lr=null")
+    _, specs = build_sources(cfg)
+    model = build_model(cfg, specs, "cpu")
+    lr_of = {id(p): g["lr"] for g in param_groups(model, cfg.training) for p in g["params"]}
+    assert lr_of[id(model.encoder.backbone.encoder.layer[1].output.dense.weight)] == pytest.approx(1e-4)
+    assert lr_of[id(model.heads["topic"].net[1].weight)] == pytest.approx(HEAD_LR_RATIO * 1e-4)
+    assert HEAD_LR_RATIO > 1

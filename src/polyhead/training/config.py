@@ -35,6 +35,7 @@ SCHEDULERS = ("linear", "cosine", "constant")
 # encoder (the only way when something below the heads trains).
 HEAD_SOLVERS = ("auto", "lbfgs", "adamw", "loop")
 FEATURE_CACHES = ("disk", "memory")
+HEAD_LR_RATIO = 30  # training.head_lr, when not given, is this many times training.lr
 GRADUAL_UNITS = ("epoch", "step")
 # The deprecated training.mixed_precision (Accelerate's names) -> precision (inference's names).
 MIXED_PRECISION_ALIASES = {"no": "fp32", "bf16": "bf16", "fp16": "fp16"}
@@ -157,7 +158,9 @@ class TrainingConfig:
     max_steps: int | None = opt(None, ge=1)
     batch_size: int = opt(32, ge=1)
     lr: float = opt(5e-5, gt=0.0)
-    head_lr: float | None = opt(None, gt=0.0)  # default: lr
+    # Fresh heads start from random weights; the pretrained encoder should move slowly. Default:
+    # HEAD_LR_RATIO x lr (benchmarks/results/head-lr.json; docs/training.md, "Learning rates").
+    head_lr: float | None = opt(None, gt=0.0)
     layer_decay: float = opt(1.0, gt=0.0, le=1.0)  # lr x decay^(depth from the top layer)
     weight_decay: float = opt(0.01, ge=0.0)
     warmup_ratio: float = opt(0.1, ge=0.0, lt=1.0)
@@ -185,6 +188,11 @@ class TrainingConfig:
     head_solver: str = opt("auto", choices=HEAD_SOLVERS)
     head_l2: float | None = opt(None, ge=0.0)  # L-BFGS's L2 penalty; None: picked on dev
     feature_cache: str = opt("disk", choices=FEATURE_CACHES)  # disk: OUTPUT/training/features (fp16)
+
+    @property
+    def effective_head_lr(self) -> float:
+        """The heads' learning rate: head_lr, or HEAD_LR_RATIO x lr when it is not given."""
+        return self.head_lr if self.head_lr is not None else HEAD_LR_RATIO * self.lr
 
     def accelerate_precision(self, device: str | None = None) -> str:
         """Accelerate's mixed_precision value (no, bf16, fp16) for `precision` on this device."""

@@ -121,7 +121,7 @@ def param_groups(model: nn.Module, train: TrainingConfig, extra: list[nn.Paramet
     ever train is included, so unfreezing needs no optimiser rebuild (AdamW skips
     parameters whose grad is None).
     """
-    head_lr = train.head_lr if train.head_lr is not None else train.lr
+    head_lr = train.effective_head_lr
     depths = backbone_depths(model.encoder.backbone) if train.layer_decay != 1.0 else {}
     buckets: dict[tuple[float, float], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
