@@ -12,13 +12,12 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..console import say
 from ..errors import PolyheadError
-from ..io import read_text, replace_dir
+from ..io import read_text, write_atomic_dir
 
 # The encoder choices a CONFIG may repeat (they must then equal the model's): config key -> polyhead.json key.
 ENCODER_KEYS = {"model": "name_or_path", "pooling": "pooling", "normalize": "normalize", "max_length": "max_length"}
@@ -146,15 +145,12 @@ def check_output(model_dir: Path, output: Path) -> None:
 
 def copy_and_add(model_dir: Path, output: Path, add: Any) -> None:
     """Copy model_dir into a temp folder beside output, add the heads there, then rename it into place."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         shutil.copytree(model_dir, tmp, dirs_exist_ok=True)
         for folder in (tmp, tmp / "heads"):  # the copy is the user's to change, even if MODEL_DIR is read-only
             if folder.is_dir():
                 folder.chmod(folder.stat().st_mode | stat.S_IWUSR | stat.S_IXUSR)
         add(tmp)
-        replace_dir(tmp, output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    write_atomic_dir(output, fill)
