@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .errors import PolyheadError  # noqa: E402  (light: no torch)
 from . import _compat  # noqa: E402
