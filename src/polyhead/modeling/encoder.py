@@ -15,7 +15,6 @@ from ..console import progress
 from ..errors import PolyheadError
 from ..io import read_json
 from .backbone import (
-    DEFAULT_ALIASES,
     DEFAULT_MODEL,
     embedded_default_path,
     is_default_name,
@@ -36,11 +35,6 @@ __all__ = [
     "cpu_supports_bf16", "embedded_default_path", "pick_device", "quiet_transformers", "read_json",
     "resolve_model_path", "resolve_precision", "warn_if_truncated",
 ]
-# The old private names, kept only until other packages import the public ones above.
-_DEFAULT_ALIASES = DEFAULT_ALIASES
-_check_texts = check_texts
-_progress = progress
-_load_backbone = load_backbone
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
