@@ -386,3 +386,22 @@ def test_settings_and_start_up_checks() -> None:
             bind_socket("127.0.0.1", busy.getsockname()[1]).close()
     finally:
         busy.close()
+
+
+def test_openapi_declares_the_error_shape_the_server_sends(client: Any) -> None:
+    """/openapi.json (what schemathesis and client generators read) documents the real error body."""
+    doc = client.get("/openapi.json").json()
+    error_schema = doc["components"]["schemas"]["ErrorResponse"]
+    assert error_schema["required"] == ["error"]
+    assert "HTTPValidationError" not in doc["components"]["schemas"]  # FastAPI's {"detail": ...}: never sent
+    for path in ("/predict", "/v1/embeddings", "/similarity"):
+        responses = doc["paths"][path]["post"]["responses"]
+        for status in ("400", "401", "413", "415", "422"):
+            ref = responses[status]["content"]["application/json"]["schema"]["$ref"]
+            assert ref.endswith("/ErrorResponse"), (path, status)
+    detail = doc["components"]["schemas"]["ErrorDetail"]
+    # A real 422 body has exactly the declared fields, with the declared required ones.
+    body = client.post("/predict", json={"texts": []}).json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == set(detail["properties"])
+    assert set(detail["required"]) <= {k for k, v in body["error"].items() if v is not None}

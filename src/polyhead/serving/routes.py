@@ -103,7 +103,7 @@ def add_routes(app: Any, ctx: ServerContext) -> None:
     S = build_schemas()
     settings, facts, model_name, batcher, metrics = ctx.settings, ctx.facts, ctx.model_name, ctx.batcher, ctx.metrics
 
-    @app.post("/v1/embeddings")
+    @app.post("/v1/embeddings", responses=S.errors(400, 401, 413, 415, 422, 503))
     async def embeddings(body: S.EmbeddingsRequest, request: Request) -> JSONResponse:  # type: ignore[name-defined]
         """OpenAI-compatible embeddings: input is a string or a list of strings."""
         texts: list[str] = body.input
@@ -127,12 +127,12 @@ def add_routes(app: Any, ctx: ServerContext) -> None:
             {"object": "list", "data": data, "model": body.model or model_name, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
         )
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", responses=S.errors(401))
     async def models() -> JSONResponse:
         """The one served model, in the OpenAI list shape."""
         return JSONResponse({"object": "list", "data": [{"id": model_name, "object": "model", "created": 0, "owned_by": "polyhead"}]})
 
-    @app.post("/predict")
+    @app.post("/predict", responses=S.errors(400, 401, 413, 415, 422, 503))
     async def predict(body: S.PredictRequest, request: Request) -> JSONResponse:  # type: ignore[name-defined]
         """Every head's output (or the chosen heads') for each text, plus its embedding."""
         ctx.check_limits(body.texts, lambda i: "texts" if i < 0 else f"texts[{i}]")
@@ -148,7 +148,7 @@ def add_routes(app: Any, ctx: ServerContext) -> None:
             items.append(item)
         return JSONResponse({"model": model_name, "results": items})
 
-    @app.post("/similarity")
+    @app.post("/similarity", responses=S.errors(400, 401, 413, 415, 422, 503))
     async def similarity(body: S.SimilarityRequest, request: Request) -> JSONResponse:  # type: ignore[name-defined]
         """Cosine similarity per pair, and each similarity head's score on its own scale."""
         firsts = [a for a, _ in body.pairs]
@@ -170,7 +170,7 @@ def add_routes(app: Any, ctx: ServerContext) -> None:
             heads[t["name"]] = [float(np.clip(low + c * (high - low), low, high)) for c in cos]
         return JSONResponse({"model": model_name, "scores": [float(c) for c in cos], "tasks": heads})
 
-    @app.get("/info")
+    @app.get("/info", responses=S.errors(401))
     async def info() -> JSONResponse:
         """Model, tasks, labels, dimensions, version, limits and batching settings."""
         return JSONResponse(
@@ -192,7 +192,7 @@ def add_routes(app: Any, ctx: ServerContext) -> None:
         ok = batcher.running
         return JSONResponse({"status": "ok" if ok else "unavailable", "queued_texts": batcher.pending_texts}, status_code=200 if ok else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", responses=S.errors(401))
     async def metrics_endpoint() -> PlainTextResponse:
         """Prometheus text exposition."""
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
@@ -214,7 +214,7 @@ def add_routes(app: Any, ctx: ServerContext) -> None:
             raise ApiError(404, f"no such file: /static/{name}", "not_found_error")
         return FileResponse(path, media_type=STATIC_TYPES[path.suffix])
 
-    @app.get("/training/metrics")
+    @app.get("/training/metrics", responses=S.errors(401, 404))
     async def training_metrics() -> JSONResponse:
         """MODEL_DIR/training/metrics.json: the evaluation written by `polyhead train`."""
         try:
@@ -223,7 +223,7 @@ def add_routes(app: Any, ctx: ServerContext) -> None:
             raise ApiError(404, f"training/metrics.json is unreadable: {exc}", "not_found_error") from None
         return JSONResponse(data)
 
-    @app.get("/training/curves.png")
+    @app.get("/training/curves.png", responses=S.errors(401, 404))
     async def training_curves() -> Any:
         """MODEL_DIR/training/curves.png: the training curves plot."""
         return FileResponse(ctx.training_file("curves.png"), media_type="image/png")

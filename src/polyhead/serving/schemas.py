@@ -83,4 +83,34 @@ def build_schemas() -> SimpleNamespace:
         model_config = ConfigDict(extra="forbid")
         pairs: list[tuple[Text, Text]] = Field(..., min_length=1, description="[[text_a, text_b], ...]")
 
-    return SimpleNamespace(EmbeddingsRequest=EmbeddingsRequest, PredictRequest=PredictRequest, SimilarityRequest=SimilarityRequest)
+    class ErrorDetail(BaseModel):
+        message: str = Field(..., description="one line: what was wrong and what to do")
+        type: str = Field(..., description="invalid_request_error, authentication_error, server_error, ...")
+        param: Optional[str] = Field(None, description="the request field at fault, e.g. texts[3]")
+        code: Optional[str] = Field(None, description="a stable machine-readable reason, e.g. limit_exceeded")
+
+    class ErrorResponse(BaseModel):
+        """The one shape of every error answer (OpenAI's)."""
+
+        error: ErrorDetail
+
+    def errors(*statuses: int) -> dict[int, dict[str, Any]]:
+        """OpenAPI `responses` for a route: each status answers with ErrorResponse."""
+        return {status: {"model": ErrorResponse, "description": ERROR_STATUSES[status]} for status in statuses}
+
+    return SimpleNamespace(
+        EmbeddingsRequest=EmbeddingsRequest, PredictRequest=PredictRequest, SimilarityRequest=SimilarityRequest,
+        ErrorResponse=ErrorResponse, errors=errors,
+    )
+
+
+# What each error status means on this server (documented in /openapi.json and docs/serving.md).
+ERROR_STATUSES = {
+    400: "malformed body (not JSON, not UTF-8)",
+    401: "missing or wrong API key",
+    404: "the model folder has no such training file",
+    413: "body, text count or text length over the limit",
+    415: "body is not application/json",
+    422: "valid JSON that breaks the schema or names an unknown task",
+    503: "the batching worker is not running",
+}
