@@ -73,11 +73,12 @@ def write_config(tmp_path: Path, tasks=("topic2", "ner2"), encoder: dict | None 
 
 
 def check_added(before: dict[str, bytes], folder: Path, old_outputs: list[dict]) -> None:
-    """Only heads/topic2 and heads/ner2 are new, only polyhead.json changed, old heads predict the same."""
+    """Only heads/topic2 and heads/ner2 are new, only polyhead.json and the card changed, old heads predict the same."""
     after = snapshot(folder)
     assert set(after) == set(before) | {"heads/topic2.safetensors", "heads/ner2.safetensors"}
     changed = [name for name, data in before.items() if after[name] != data]
-    assert changed == ["polyhead.json"]
+    assert changed == ["README.md", "polyhead.json"]
+    assert "| topic2 | classification | sports, tech |" in after["README.md"].decode()
     assert [t["name"] for t in json.loads(after["polyhead.json"])["tasks"]] == ["topic", "ner", "sts", "topic2", "ner2"]
     assert_same(outputs(folder, ["topic", "ner"]), old_outputs)
     new = outputs(folder, ["topic2", "ner2"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,6 +51,53 @@ def test_info(tiny_model_dir):
     assert "topic" in text and "sports, politics, tech" in text and "pooling=mean" in text
     data = json.loads(run("info", str(tiny_model_dir), "--json").stdout)
     assert [t["name"] for t in data["tasks"]] == ["topic", "ner", "sts"]
+
+
+def _front_matter(text: str) -> dict:
+    import yaml
+
+    assert text.startswith("---\n"), text[:200]
+    return yaml.safe_load(text[4:].partition("\n---\n")[0])
+
+
+def test_info_shows_where_the_model_card_is_and_card_prints_it(tiny_model_dir, tmp_path):
+    import shutil
+
+    card = tiny_model_dir / "README.md"
+    out = run("info", str(tiny_model_dir))
+    assert out.returncode == 0, out.stderr.decode()
+    assert f"model card   : {card}" in out.stdout.decode()
+    assert json.loads(run("info", str(tiny_model_dir), "--json").stdout)["model_card"] == str(card)
+    out = run("info", str(tiny_model_dir), "--card")
+    assert out.returncode == 0, out.stderr.decode()
+    assert out.stdout.decode() == card.read_text(encoding="utf-8")
+    assert _front_matter(out.stdout.decode())["library_name"] == "polyhead"
+    # a folder saved before cards existed: --card renders one from its files, and writes nothing
+    old = Path(shutil.copytree(tiny_model_dir, tmp_path / "old"))
+    (old / "README.md").unlink()
+    assert json.loads(run("info", str(old), "--json").stdout)["model_card"] is None
+    out = run("info", str(old), "--card")
+    assert out.returncode == 0 and "no model card yet" in out.stderr.decode()
+    assert "| topic | classification | sports, politics, tech |" in out.stdout.decode()
+    assert not (old / "README.md").exists()
+    out = run("info", str(tmp_path), "--card")
+    assert out.returncode == 1 and "not a polyhead model" in out.stderr.decode()
+
+
+def test_polyhead_train_writes_a_card_with_the_dev_scores(tmp_path):
+    from train_helpers import write_config
+
+    config = write_config(tmp_path, epochs=1)
+    out = run("train", str(config), "--output", str(tmp_path / "out"), "--no-progress")
+    assert out.returncode == 0, out.stderr.decode()[-3000:]
+    card = run("info", str(tmp_path / "out"), "--card").stdout.decode()
+    assert card == (tmp_path / "out" / "README.md").read_text(encoding="utf-8")  # written by train, not rendered here
+    dev = json.loads((tmp_path / "out" / "training" / "metrics.json").read_text())["dev"]
+    meta = _front_matter(card)
+    scores = {r["task"]["name"]: r["metrics"][0]["value"] for r in meta["model-index"][0]["results"]}
+    assert scores == pytest.approx({"topic": dev["topic"]["accuracy"], "ner": dev["ner"]["entity_f1"],
+                                    "sts": dev["sts"]["spearman"]}, abs=5e-5)
+    assert f"| topic | **accuracy** | {dev['topic']['accuracy']:.4f} | – |" in card
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..console import announce_precision, say
 from ..errors import PolyheadError
-from ..io import check_new_file, write_bytes_atomic, write_text_atomic
+from ..io import check_new_file, read_text, write_bytes_atomic, write_text_atomic
 
 
 # -- input / output helpers ---------------------------------------------------------------
@@ -204,13 +204,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """Describe a saved model: encoder choices, tasks, labels, sizes."""
+    """Describe a saved model: encoder choices, tasks, labels, sizes, its card (--card: the card's text)."""
+    from ..modeling.card import card_path, render_card
     from ..modeling.model import load
 
+    if getattr(args, "card", False):
+        if not (Path(args.model_dir) / "polyhead.json").is_file():
+            load(args.model_dir, device="cpu")  # the loader's one-line error for what is not a model
+        card = card_path(args.model_dir)
+        if card is None:
+            say(f"{args.model_dir} has no model card yet (saved by an older polyhead?): rendered it from its files")
+        sys.stdout.write(read_text(card) if card is not None else render_card(args.model_dir))
+        return 0
     model = load(args.model_dir, device="cpu")
     info = model.info()
+    card = card_path(args.model_dir)
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(json.dumps({**info, "model_card": None if card is None else str(card)}, indent=2))
         return 0
     e = info["encoder"]
     print(f"model folder : {args.model_dir}")
@@ -221,6 +231,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     for t in info["tasks"]:
         labels = ", ".join(t["labels"]) if t["labels"] else "-"
         print(f"  {t['name']:<16} {t['kind']:<15} {t['parameters']:>9,} params  labels: {labels}")
+    print(f"model card   : {card if card is not None else 'none'} (polyhead info {args.model_dir} --card prints it)")
     return 0
 
 

@@ -153,9 +153,16 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="describe a saved model", description="Show a saved model's encoder, tasks, labels and sizes.")
+    p = sub.add_parser(
+        "info",
+        help="describe a saved model",
+        description="Show a saved model's encoder, tasks, labels and sizes, and where its model card is; "
+        "--card prints the card (README.md) itself.",
+    )
     p.add_argument("model_dir", metavar="MODEL_DIR")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    how.add_argument("--card", action="store_true", help="print the model card (Markdown; rendered from the folder's files if it has none)")
     p.set_defaults(func=commands.cmd_info)
 
 

@@ -20,6 +20,7 @@ from ..errors import PolyheadError
 from ..io import read_json, replace_dir, write_bytes_atomic, write_json_atomic
 from .backbone import FIX_FOLDER, check_safetensors_file
 from .backend import describe_encoder, paired_similarity, prediction
+from .card import write_card
 from .encoder import Encoder, autocast_context
 from .heads import build_head, per_text_tasks
 from .tasks import TaskSpec
@@ -149,7 +150,10 @@ class MultiTaskModel(nn.Module):
         }
 
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write the whole model into one folder (safetensors + JSON), atomically."""
+        """Write the whole model into one folder (safetensors + JSON), atomically, then its model card.
+
+        The card is README.md (see `card.py`); a README.md polyhead did not write is never replaced.
+        """
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
@@ -164,6 +168,7 @@ class MultiTaskModel(nn.Module):
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        write_card(folder)
         return folder
 
     @classmethod
@@ -349,6 +354,7 @@ def add_heads_to_folder(folder: str | os.PathLike, model: MultiTaskModel, names:
     head file are never opened for writing. Refused with a one-line PolyheadError, changing
     nothing, when the folder is not a polyhead model, a name is already there, the folder is
     not writable, or `model`'s encoder is not the folder's (choices or any weight).
+    The model card (README.md, see `card.py`) is then rendered again to name the new tasks.
     Returns the head files written.
     """
     folder = Path(folder)
@@ -381,6 +387,7 @@ def add_heads_to_folder(folder: str | os.PathLike, model: MultiTaskModel, names:
         if isinstance(exc, PermissionError):
             raise PolyheadError(f"{folder} is not writable ({exc.strerror}: {exc.filename}); nothing was changed") from exc
         raise
+    write_card(folder)
     return written
 
 

@@ -12,6 +12,7 @@ import yaml
 from ..console import say
 from ..errors import PolyheadError
 from ..io import write_json_atomic, write_text_atomic
+from ..modeling.card import write_card
 from ..modeling.heads import head_class
 from ..modeling.model import MultiTaskModel
 from ..modeling.tasks import TaskSpec
@@ -98,7 +99,8 @@ def summarize(metrics: dict[str, dict[str, float]], specs: dict[str, TaskSpec]) 
 
 # -- training outputs ---------------------------------------------------------------------------
 def write_training_files(out: Path, state: Any, cfg: RunConfig, specs: dict[str, TaskSpec]) -> None:
-    """metrics.json, curves.csv, curves.png and the config, under OUTPUT/training/ (state: a TrainState)."""
+    """metrics.json, curves.csv, curves.png and the config, under OUTPUT/training/ (state: a TrainState),
+    then the model card (OUTPUT/README.md) again, so that it shows these scores."""
     folder = out / TRAINING_DIR
     folder.mkdir(parents=True, exist_ok=True)
     metrics = {
@@ -119,6 +121,8 @@ def write_training_files(out: Path, state: Any, cfg: RunConfig, specs: dict[str,
         plot_curves(rows, specs, folder / "curves.png")
     except Exception as exc:  # a plot must never cost a training run
         say(f"warning: could not draw curves ({exc})")
+    if (out / "polyhead.json").is_file():
+        write_card(out)
 
 
 def plot_curves(rows: list[dict], specs: dict[str, TaskSpec], path: Path) -> None:
