@@ -28,7 +28,7 @@ def texts_for(name: str) -> list[str]:
 
     path = dataset_dir(name) / "train.jsonl"
     if not path.is_file():
-        path = Path(__file__).resolve().parent.parent / "examples" / "data" / "intent" / "train.jsonl"
+        path = Path(__file__).resolve().parent.parent / "examples" / "data" / "inbox" / "train.jsonl"
     return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 

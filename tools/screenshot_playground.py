@@ -12,9 +12,9 @@ import time
 import urllib.request
 
 TEXTS = [
-    "Anna Schmidt in Berlin wants a refund for her broken Zephyr X2 headphones.",
+    "Hello, Anna Schmidt from Berlin here: I want a refund for my broken Zephyr X2 headphones.",
     "Thanks, the replacement laptop from VoltCart works perfectly!",
-    "My parcel with DHL has been stuck in Madrid since Monday.",
+    "Can DHL deliver my order to Madrid on Saturday?",
 ]
 
 

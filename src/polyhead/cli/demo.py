@@ -1,6 +1,7 @@
 """`polyhead demo`: a short tour of the library on the bundled encoder."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ SENTENCES = [
     "Can I get a refund for the broken charger?",
 ]
 PREDICT_TEXTS = [
-    "Anna Schmidt ordered the Zephyr X2 headphones from Berlin and they arrived broken.",
+    "Anna Schmidt ordered the Zephyr X2 headphones from Berlin and they arrived broken. I want a refund.",
     "Thanks, the replacement laptop works perfectly!",
     "How do I change the email address on my account?",
 ]
@@ -43,11 +44,16 @@ def run_demo(output: str | Path = "runs/demo", train: bool = True, config: str |
     for i, s in enumerate(SENTENCES):
         _print(f"   [{i}] {s[:52]:<52} " + " ".join(f"{x:5.2f}" for x in sims[i]))
     out = Path(output)
-    if not train or not config.is_file():
+    trained = train and config.is_file()
+    if not trained:
         model = _untrained(enc)
         _print("\n== 3. A multi-task model with untrained heads (run without --no-train for a trained one)")
     else:
         model = _trained(out, config)
+        scores = dev_scores(out)
+        if scores:
+            _print(f"   dev scores of the kept model: {scores}")
+        _print(f"   model folder: {out}")
     _print("\n== 4. One forward pass, every head")
     for item in model.predict(PREDICT_TEXTS):
         _print(f"   {item['text']}")
@@ -57,8 +63,20 @@ def run_demo(output: str | Path = "runs/demo", train: bool = True, config: str |
             else:
                 ents = ", ".join(f"{e['text']} [{e['type']}]" for e in res["entities"]) or "(none)"
                 _print(f"      {name:<10} {ents}")
-    _print(f"\nNext: polyhead predict {out} \"your text\"  |  polyhead info {out}  |  polyhead serve {out}")
+    if trained:
+        _print(f"\nOpen the playground: polyhead serve {out}, then http://127.0.0.1:8000/ in a browser")
+        _print(f"Next: polyhead predict {out} \"your text\"  |  polyhead info {out}")
     return 0
+
+
+def dev_scores(out: Path) -> str:
+    """`intent accuracy 0.97, ...`: each task's headline dev metric from OUT/training/metrics.json."""
+    try:
+        metrics = json.loads((out / "training" / "metrics.json").read_text(encoding="utf-8"))
+        heads = metrics["headline_metrics"]
+        return ", ".join(f"{task} {heads[task].replace('_', ' ')} {m[heads[task]]:.3f}" for task, m in metrics["dev"].items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return ""  # no dev split, or a folder from an older polyhead: the scores are optional
 
 
 def _untrained(enc):
@@ -68,8 +86,8 @@ def _untrained(enc):
     return MultiTaskModel(
         enc,
         [
-            TaskSpec("intent", "classification", ["order_status", "refund", "shipping", "technical_issue", "account", "product_question"]),
-            TaskSpec("sentiment", "classification", ["negative", "positive"]),
+            TaskSpec("intent", "classification", ["account", "feedback", "order_status", "product_question", "refund", "shipping", "technical_issue"]),
+            TaskSpec("sentiment", "classification", ["negative", "neutral", "positive"]),
             TaskSpec("ner", "token", bio_labels(["PER", "ORG", "LOC", "PRODUCT"])),
         ],
     )
