@@ -117,7 +117,7 @@ def test_fuzzed_requests_never_get_a_5xx_or_a_non_json_error(server: str) -> Non
     for (op, status), n in sorted(statuses.items()):
         print(f"  {op:<28} {status}: {n}")
     assert tried >= 100, "the fuzzer sent almost nothing: is /openapi.json empty?"
-    assert {op for op, _ in statuses} >= {"POST /predict", "POST /similarity", "POST /v1/embeddings"}
+    assert {op for op, _ in statuses} >= {"POST /predict", "POST /similarity", "POST /v1/embeddings", "POST /rerank", "POST /embed"}
     assert not problems, "\n".join(f"{kind} ({len(ex)}x), e.g. {ex[0]}" for kind, ex in problems.items())
     health = httpx.get(f"{server}/health", timeout=30)
     assert health.status_code == 200 and health.json()["status"] == "ok"
@@ -133,6 +133,8 @@ ANY_BODY = st.one_of(
               st.lists(ANY_TEXT, min_size=1, max_size=4), st.none() | st.lists(ANY_TEXT, max_size=2)),
     st.builds(lambda t, m: ("/v1/embeddings", {"input": t, "model": m}), ANY_TEXT | st.lists(ANY_TEXT, min_size=1, max_size=4), ANY_TEXT),
     st.builds(lambda p: ("/similarity", {"pairs": p}), st.lists(st.tuples(ANY_TEXT, ANY_TEXT).map(list), min_size=1, max_size=3)),
+    st.builds(lambda q, d: ("/rerank", {"query": q, "documents": d, "return_documents": True}), ANY_TEXT, st.lists(ANY_TEXT, min_size=1, max_size=4)),
+    st.builds(lambda t: ("/embed", {"inputs": t}), ANY_TEXT | st.lists(ANY_TEXT, min_size=1, max_size=4)),
 )
 
 

@@ -227,7 +227,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "serve",
         help="serve embeddings and every head over HTTP",
         description="Start an HTTP server (FastAPI + uvicorn): /v1/embeddings (OpenAI-compatible), /predict, "
-        "/similarity, /info, /health, /metrics, and a playground page at /. Without MODEL_DIR it serves the "
+        "/similarity, /rerank, /embed, /info, /health, /metrics, and a playground page at /. Without MODEL_DIR it serves the "
         "bundled encoder (embeddings only).",
     )
     p.add_argument("model_dir", nargs="?", metavar="MODEL_DIR", help="a saved polyhead model (default: bundled encoder)")

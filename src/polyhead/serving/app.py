@@ -1,7 +1,7 @@
 """create_app: wire a model, its batcher, the middlewares, the error handlers and the routes together.
 
 Endpoints (routes.py): POST /v1/embeddings (OpenAI-compatible), POST /predict, POST /similarity,
-GET /info, GET /health, GET /metrics (Prometheus text), GET /v1/models, and the playground page.
+POST /rerank (Cohere/TEI-style), POST /embed (TEI-style), GET /info, GET /health, GET /metrics (Prometheus text), GET /v1/models, and the playground page.
 FastAPI is imported inside create_app, so importing this module works without the `serve` extra.
 """
 from __future__ import annotations

@@ -95,6 +95,17 @@ class ServerContext:
         return folder / name
 
 
+def unit_rows(vecs: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit length (an all-zero row stays zero)."""
+    return vecs / np.clip(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12, None)
+
+
+def cosine_to_first(embeddings: Sequence[Any]) -> np.ndarray:
+    """The cosine of embeddings[0] with each of embeddings[1:] (what /rerank scores by)."""
+    vecs = unit_rows(np.stack([np.asarray(v, dtype=np.float32) for v in embeddings]))
+    return vecs[1:] @ vecs[0]
+
+
 def add_routes(app: Any, ctx: ServerContext) -> None:
     """Register every endpoint on app."""
     from fastapi import Request
@@ -158,9 +169,8 @@ def add_routes(app: Any, ctx: ServerContext) -> None:
         ctx.check_limits(texts, lambda i: "pairs" if i < 0 else f"pairs[{i % n}][{i // n}]")
         result = await batcher.submit(texts, embeddings=True, scope=request.scope)
         metrics.inc("polyhead_texts_total", {"endpoint": "/similarity"}, len(texts))
-        vecs = np.stack([np.asarray(v, dtype=np.float32) for v in result.embeddings])
         # Normalised here whatever the encoder's own setting: similarity is always cosine.
-        vecs = vecs / np.clip(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12, None)
+        vecs = unit_rows(np.stack([np.asarray(v, dtype=np.float32) for v in result.embeddings]))
         cos = (vecs[:n] * vecs[n:]).sum(axis=1)
         heads = {}
         for t in ctx.similarity_tasks:
@@ -169,6 +179,39 @@ def add_routes(app: Any, ctx: ServerContext) -> None:
             low, high = t["score_range"]
             heads[t["name"]] = [float(np.clip(low + c * (high - low), low, high)) for c in cos]
         return JSONResponse({"model": model_name, "scores": [float(c) for c in cos], "tasks": heads})
+
+    @app.post("/rerank", responses=S.errors(400, 401, 413, 415, 422, 503))
+    async def rerank(body: S.RerankRequest, request: Request) -> JSONResponse:  # type: ignore[name-defined]
+        """Documents ranked by cosine similarity to the query (Cohere / text-embeddings-inference shape)."""
+        texts = [body.query, *body.documents]
+        ctx.check_limits(texts, lambda i: "documents" if i < 0 else ("query" if i == 0 else f"documents[{i - 1}]"))
+        # The query and the documents in one submit: one job, so they share a micro-batch.
+        result = await batcher.submit(texts, embeddings=True, count_tokens=True, scope=request.scope)
+        metrics.inc("polyhead_texts_total", {"endpoint": "/rerank"}, len(texts))
+        scores = cosine_to_first(result.embeddings)
+        order = sorted(range(len(body.documents)), key=lambda i: (-scores[i], i))  # ties: input order
+        if body.top_n is not None:
+            order = order[: body.top_n]
+        results = []
+        for i in order:
+            item: dict[str, Any] = {"index": i, "relevance_score": float(scores[i])}
+            if body.return_documents:
+                item["document"] = {"text": body.documents[i]}
+            results.append(item)
+        tokens = sum(result.tokens or [])
+        return JSONResponse({"model": body.model or model_name, "results": results, "usage": {"total_tokens": tokens}})
+
+    @app.post("/embed", responses=S.errors(400, 401, 413, 415, 422, 503))
+    async def embed(body: S.EmbedRequest, request: Request) -> JSONResponse:  # type: ignore[name-defined]
+        """text-embeddings-inference's /embed: a list of vectors, one per input text."""
+        texts: list[str] = body.inputs
+        ctx.check_limits(texts, lambda i: "inputs" if i < 0 else f"inputs[{i}]")
+        result = await batcher.submit(texts, embeddings=True, scope=request.scope)
+        metrics.inc("polyhead_texts_total", {"endpoint": "/embed"}, len(texts))
+        vecs = np.stack([np.asarray(v, dtype=np.float32) for v in result.embeddings])
+        if body.normalize:
+            vecs = unit_rows(vecs)
+        return JSONResponse(vecs.tolist())
 
     @app.get("/info", responses=S.errors(401))
     async def info() -> JSONResponse:

@@ -24,11 +24,33 @@ def check_unicode(value: str) -> str:
     return value
 
 
+# What /v1/embeddings' `input` and /embed's `inputs` accept (a string or a non-empty list of strings).
+TEXT_OR_TEXTS_SCHEMA = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
+
+
+def text_or_texts(v: Any) -> list[str]:
+    """A string or a non-empty list of strings, as a list; ValueError (a 422) for anything else."""
+    if isinstance(v, str):
+        return [check_unicode(v)]
+    if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
+        for i, x in enumerate(v):
+            try:
+                check_unicode(x)
+            except ValueError as exc:
+                raise ValueError(f"element {i} {exc}") from None
+        return v
+    if isinstance(v, list) and not v:
+        raise ValueError("must hold at least one string")
+    if isinstance(v, list) and all(isinstance(x, int) or (isinstance(x, list) and all(isinstance(y, int) for y in x)) for x in v):
+        raise ValueError("token ids are not supported: send text, as a string or a list of strings")
+    raise ValueError("must be a string or a list of strings")
+
+
 def build_schemas() -> SimpleNamespace:
-    """The pydantic request models: EmbeddingsRequest, PredictRequest, SimilarityRequest."""
+    """The pydantic request models: EmbeddingsRequest, PredictRequest, SimilarityRequest, RerankRequest, EmbedRequest."""
     from typing import Annotated
 
-    from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
+    from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
     # Every string the server reads, tokenizes or echoes back.
     Text = Annotated[StrictStr, AfterValidator(check_unicode)]
@@ -40,7 +62,7 @@ def build_schemas() -> SimpleNamespace:
         input: Any = Field(
             ...,
             description="a string or a list of strings",
-            json_schema_extra={"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
+            json_schema_extra=TEXT_OR_TEXTS_SCHEMA,
         )
         model: Optional[Text] = None
         encoding_format: Optional[str] = "float"
@@ -50,20 +72,7 @@ def build_schemas() -> SimpleNamespace:
         @field_validator("input")
         @classmethod
         def _input(cls, v: Any) -> list[str]:
-            if isinstance(v, str):
-                return [check_unicode(v)]
-            if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
-                for i, x in enumerate(v):
-                    try:
-                        check_unicode(x)
-                    except ValueError as exc:
-                        raise ValueError(f"element {i} {exc}") from None
-                return v
-            if isinstance(v, list) and not v:
-                raise ValueError("must hold at least one string")
-            if isinstance(v, list) and all(isinstance(x, int) or (isinstance(x, list) and all(isinstance(y, int) for y in x)) for x in v):
-                raise ValueError("token ids are not supported: send text, as a string or a list of strings")
-            raise ValueError("must be a string or a list of strings")
+            return text_or_texts(v)
 
         @field_validator("encoding_format")
         @classmethod
@@ -83,6 +92,27 @@ def build_schemas() -> SimpleNamespace:
         model_config = ConfigDict(extra="forbid")
         pairs: list[tuple[Text, Text]] = Field(..., min_length=1, description="[[text_a, text_b], ...]")
 
+    class RerankRequest(BaseModel):
+        # Cohere / text-embeddings-inference style reranking; typos fail loudly.
+        model_config = ConfigDict(extra="forbid")
+        query: Text = Field(..., description="the text the documents are ranked against")
+        documents: list[Text] = Field(..., min_length=1, description="the texts to rank")
+        top_n: Optional[StrictInt] = Field(None, ge=1, description="return only the best N results (default: all)")
+        return_documents: StrictBool = Field(False, description="include each document's text as document.text")
+        model: Optional[Text] = Field(None, description="echoed back (Cohere clients send it); the server has one model")
+
+    class EmbedRequest(BaseModel):
+        # text-embeddings-inference's POST /embed.
+        model_config = ConfigDict(extra="forbid")
+        inputs: Any = Field(..., description="a string or a list of strings", json_schema_extra=TEXT_OR_TEXTS_SCHEMA)
+        normalize: StrictBool = Field(True, description="scale each vector to unit length (TEI's default)")
+        truncate: Optional[StrictBool] = Field(None, description="accepted for TEI clients; texts are always truncated at the model's max length")
+
+        @field_validator("inputs")
+        @classmethod
+        def _inputs(cls, v: Any) -> list[str]:
+            return text_or_texts(v)
+
     class ErrorDetail(BaseModel):
         message: str = Field(..., description="one line: what was wrong and what to do")
         type: str = Field(..., description="invalid_request_error, authentication_error, server_error, ...")
@@ -100,7 +130,7 @@ def build_schemas() -> SimpleNamespace:
 
     return SimpleNamespace(
         EmbeddingsRequest=EmbeddingsRequest, PredictRequest=PredictRequest, SimilarityRequest=SimilarityRequest,
-        ErrorResponse=ErrorResponse, errors=errors,
+        RerankRequest=RerankRequest, EmbedRequest=EmbedRequest, ErrorResponse=ErrorResponse, errors=errors,
     )
 
 

@@ -20,6 +20,8 @@ KNOWN_PATHS = (
     "/v1/models",
     "/predict",
     "/similarity",
+    "/rerank",
+    "/embed",
     "/info",
     "/health",
     "/metrics",
@@ -29,11 +31,21 @@ KNOWN_PATHS = (
     "/training/metrics",
     "/training/curves.png",
 )
-ENDPOINTS = ["POST /v1/embeddings", "POST /predict", "POST /similarity", "GET /info", "GET /health", "GET /metrics", "GET /v1/models"]
+ENDPOINTS = [
+    "POST /v1/embeddings",
+    "POST /predict",
+    "POST /similarity",
+    "POST /rerank",
+    "POST /embed",
+    "GET /info",
+    "GET /health",
+    "GET /metrics",
+    "GET /v1/models",
+]
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 BODY_METHODS = ("POST", "PUT", "PATCH")
-BATCHED_PATHS = ("/v1/embeddings", "/predict", "/similarity")
+BATCHED_PATHS = ("/v1/embeddings", "/predict", "/similarity", "/rerank", "/embed")
 
 
 @dataclass
