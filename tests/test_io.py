@@ -38,6 +38,15 @@ def test_any_other_folder_is_refused_unless_forced(tmp_path):
     check_replaceable_dir(tmp_path / "photos", ["polyhead.json"], "a model", force=True)
 
 
+def test_without_markers_only_an_empty_folder_may_be_replaced(tmp_path):
+    (tmp_path / "m").mkdir()
+    check_replaceable_dir(tmp_path / "m", [], "")
+    (tmp_path / "m" / "polyhead.json").write_text("{}")
+    with pytest.raises(PolyheadError, match=r"m is not empty; choose another folder or pass --force"):
+        check_replaceable_dir(tmp_path / "m", [], "")
+    check_replaceable_dir(tmp_path / "m", [], "", force=True)
+
+
 def test_a_file_is_never_replaced_by_a_folder(tmp_path):
     (tmp_path / "f").write_text("keep me")
     for force in (False, True):

@@ -109,13 +109,16 @@ def check_replaceable_dir(
     folder: str | os.PathLike, markers: Iterable[str], what: str, force: bool = False, flag: str = "--force"
 ) -> None:
     """Refuse (PolyheadError) to replace `folder` unless it is missing, empty, holds one of the
-    marker files that says polyhead made it as `what`, or `force` is set."""
+    marker files that says polyhead made it as `what`, or `force` is set. No markers: only a
+    missing or empty folder (or force) will do."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():  # even with force: replace_dir never replaces a file
         raise PolyheadError(f"{folder} exists and is a file, not a folder; choose another path")
     if force or not folder.exists() or not any(folder.iterdir()):
         return
     markers = list(markers)
+    if not markers:
+        raise PolyheadError(f"{folder} is not empty; choose another folder or pass {flag} to replace what it holds")
     if any((folder / m).is_file() for m in markers):
         return
     raise PolyheadError(

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..console import announce_precision, say
 from ..errors import PolyheadError
-from ..io import check_new_file, read_text, write_bytes_atomic, write_text_atomic
+from ..io import check_new_file, check_replaceable_dir, read_text, write_bytes_atomic, write_text_atomic
 
 
 # -- input / output helpers ---------------------------------------------------------------
@@ -235,17 +235,6 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_new_dir(folder: str | os.PathLike, force: bool, flag: str = "--force") -> None:
-    """Refuse (PolyheadError) a folder that exists and is not empty, unless force."""
-    folder = Path(folder)
-    if force or not folder.exists():
-        return
-    if not folder.is_dir():
-        raise PolyheadError(f"{folder} exists and is not a folder; choose another path or pass {flag} to replace it")
-    if any(folder.iterdir()):
-        raise PolyheadError(f"{folder} is not empty; choose another folder or pass {flag} to replace what it holds")
-
-
 def cmd_new(args: argparse.Namespace) -> int:
     """Build an untrained multi-task model (encoder + fresh heads) and save it."""
     import torch
@@ -258,7 +247,7 @@ def cmd_new(args: argparse.Namespace) -> int:
         raise PolyheadError("give at least one --task NAME=KIND:LABEL,LABEL,...")
     specs = [TaskSpec.parse(t) for t in args.task]
     # Saving replaces the folder: a trained model there would be lost to fresh random heads.
-    check_new_dir(args.output, args.force)
+    check_replaceable_dir(args.output, [], "", args.force)  # a new model goes into an empty folder only
     torch.manual_seed(args.seed)
     enc = Encoder(args.model, pooling=args.pooling, normalize=not args.no_normalize, max_length=args.max_length, device="cpu")
     model = MultiTaskModel(enc, specs)
