@@ -31,6 +31,7 @@ from torch import nn
 
 from ..console import progress as progress_bar
 from ..errors import PolyheadError
+from ..modeling.encoder import resolve_precision
 from ..modeling.heads import head_class
 from ..modeling.model import MultiTaskModel
 from ..modeling.tasks import TaskSpec, bio_labels
@@ -293,13 +294,13 @@ def _fit_lbfgs(head: nn.Module, spec: TaskSpec, src: Source, train: tuple, dev: 
         grid = L2_GRID
     weight = torch.zeros(classes, x.shape[1], dtype=torch.float32)
     bias = torch.zeros(classes, dtype=torch.float32)
-    best: tuple[float, float, torch.Tensor, torch.Tensor] | None = None
+    best: tuple[float, float, torch.Tensor, torch.Tensor, dict[str, float] | None] | None = None
     candidates: dict[str, float] = {}
     metric = METRIC_FOR_KIND[spec.kind]
     for penalty in grid:
         weight, bias = _lbfgs(x, y, weight.clone(), bias.clone(), penalty)
         if len(grid) == 1:
-            best = (math.nan, penalty, weight, bias)
+            best = (math.nan, penalty, weight, bias, None)
             break
         with torch.no_grad():
             layer.weight.copy_(weight)
@@ -307,14 +308,17 @@ def _fit_lbfgs(head: nn.Module, spec: TaskSpec, src: Source, train: tuple, dev: 
             # Picked by dev cross-entropy, a proper scoring rule: on a few hundred dev texts
             # accuracy moves in coarse steps and its argmax is noisy (docs/training.md).
             dev_loss = nn.functional.cross_entropy(dev[0] @ weight.T + bias, dev[1]).item()  # type: ignore[index]
-        candidates[f"{penalty:g}"] = _score_head(head, spec, src, dev_feats, "dev")[metric]
+        scores = _score_head(head, spec, src, dev_feats, "dev")
+        candidates[f"{penalty:g}"] = scores[metric]
         if best is None or dev_loss < best[0]:  # ties keep the stronger penalty (earlier in the grid)
-            best = (dev_loss, penalty, weight.clone(), bias.clone())
+            best = (dev_loss, penalty, weight.clone(), bias.clone(), scores)
     assert best is not None
     with torch.no_grad():
         layer.weight.copy_(best[2])
         layer.bias.copy_(best[3])
-    dev_metrics = _score_head(head, spec, src, dev_feats, "dev") if dev_feats is not None and dev is not None and dev[0].shape[0] else {}
+    dev_metrics = best[4]  # scored during the search; a single penalty is scored here
+    if dev_metrics is None:
+        dev_metrics = _score_head(head, spec, src, dev_feats, "dev") if dev_feats is not None and dev is not None and dev[0].shape[0] else {}
     return HeadFit(spec.name, "lbfgs", best[1], None, dev_metrics, 0.0, candidates)
 
 
@@ -457,7 +461,7 @@ def train_frozen(cfg: RunConfig, out: Path, device: Any, say: Callable[[str], No
         f"({n_trainable:,} trainable parameters; head_solver {cfg.training.head_solver})")
     tr = cfg.training
     folder = feature_cache_dir(out) if tr.feature_cache == "disk" else None
-    cache = FeatureCache(model.encoder, folder, tr.accelerate_precision(str(device)).replace("no", "fp32"), tr.eval_batch_size)
+    cache = FeatureCache(model.encoder, folder, resolve_precision(tr.precision, torch.device(device)), tr.eval_batch_size)
     report = fit_frozen_heads(model, sources, trainable, solver=tr.head_solver, l2=tr.head_l2, head_lr=tr.head_lr,
                               weight_decay=tr.weight_decay, seed=tr.seed, cache=cache, progress=progress, say=say)
     model.save(out)
