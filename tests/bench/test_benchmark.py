@@ -235,3 +235,58 @@ def test_output_dir_replaces_only_what_a_benchmark_made(tmp_path: Path) -> None:
     (tmp_path / "other" / "x.txt").write_text("x")
     with pytest.raises(bm.PolyheadError, match="not a benchmark output folder"):
         bm.OutputDir(tmp_path / "other")
+
+
+def test_study_over_seeds_reports_mean_sd_and_difference_from_single_task(configs: dict[str, Path], tmp_path: Path) -> None:
+    doc = bm.run_study(configs["joint"], tmp_path / "study", tmp_path / "results", subset=bm.QUICK,
+                       scenarios=["single-task", "full"], single_dir=configs["single"], seeds=[0, 1],
+                       recipes={"heavier-sts": ["tasks.stsb.weight=3", "training.weighting=static"]},
+                       command="polyhead benchmark --study --quick --seeds 0,1", log=lambda m: None, results_name="quality-quick")
+    assert doc["scenarios"] == ["single-task", "full", "heavier-sts"] and doc["seeds"] == [0, 1]
+    test = [r for r in doc["records"] if r["split"] == "test"]
+    assert {(r["run"], r["seed"]) for r in test} == {(s, seed) for s in doc["scenarios"] for seed in (0, 1)}
+    assert {r["task"] for r in test if r["run"] == "single-task"} == set(bm.TASKS)
+    assert any(r["split"] == "dev" for r in doc["records"])  # the kept checkpoint's dev scores, for references
+    # Seeds really differ, and the table's cell is their mean and sample sd.
+    vals = sorted(r["value"] for r in test if r["run"] == "full" and r["task"] == "trec" and r["metric"] == "accuracy")
+    mean, sd, n = bm.stats_of(doc["records"], "full", "trec", "accuracy")
+    assert n == 2 and mean == pytest.approx(sum(vals) / 2) and sd == pytest.approx(abs(vals[1] - vals[0]) / 2 ** 0.5)
+    md = (tmp_path / "results" / "quality-quick.md").read_text()
+    assert f"{mean:.4f} ± {sd:.4f}" in md
+    assert "Difference from single-task on the same seed" in md and "| heavier-sts |" in md
+    assert not (tmp_path / "results" / "study-quick.json").exists()  # --name keeps it apart from the freezing study
+    assert (tmp_path / "study" / "single-task-conll2003-s1" / "polyhead.json").is_file()
+
+
+def test_parallel_jobs_give_the_runs_of_the_in_process_study(configs: dict[str, Path], tmp_path: Path) -> None:
+    kw = dict(subset=bm.QUICK, scenarios=["full", "frozen-backbone"], seeds=[5], log=lambda m: None, results_dir=None)
+    one = bm.run_study(configs["joint"], tmp_path / "one", **kw)
+    two = bm.run_study(configs["joint"], tmp_path / "two", jobs=2, **kw)
+
+    def key(doc: dict) -> dict:
+        return {(r["run"], r["task"], r["metric"], r["split"]): r["value"] for r in doc["records"]}
+
+    assert key(one).keys() == key(two).keys()
+    for k, v in key(one).items():
+        assert key(two)[k] == pytest.approx(v, abs=1e-4), k  # same seeds, same data: the same runs in other processes
+
+
+def test_recipe_and_seed_parsing() -> None:
+    assert bm.parse_recipe("best=tasks.stsb.loss=cosent; training.weighting=famo;+distill") == (
+        "best", ["tasks.stsb.loss=cosent", "training.weighting=famo", "+distill"])
+    for bad in ("noequals", "=x=1", "full=training.lr=1"):
+        with pytest.raises(bm.PolyheadError):
+            bm.parse_recipe(bad)
+    assert bm.parse_seeds("0,1,2") == [0, 1, 2]
+    for bad in ("a", "1,1", "-1", ""):
+        with pytest.raises(bm.PolyheadError):
+            bm.parse_seeds(bad)
+
+
+def test_benchmark_over_seeds_records_each_seed(configs: dict[str, Path], tmp_path: Path) -> None:
+    doc = bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "out", tmp_path / "results", quick=True,
+                           tasks=["trec"], runs=["joint", "single"], seeds=[0, 1], log=lambda m: None)
+    test = [r for r in doc["records"] if r["split"] == "test" and r["metric"] == "accuracy"]
+    assert sorted((r["run"], r["seed"]) for r in test) == [("joint", 0), ("joint", 1), ("single", 0), ("single", 1)]
+    md = (tmp_path / "results" / "benchmark-quick.md").read_text()
+    assert "over seeds 0, 1" in md and "±" in md

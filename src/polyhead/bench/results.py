@@ -31,28 +31,61 @@ RUNS: tuple[str, ...] = ("joint", "single", "frozen-encoder", "untrained")
 SCENARIOS: tuple[str, ...] = (
     "frozen-all", "frozen-backbone", "full", "gradual-unfreezing", "layer-decay", "head-frozen",
     "uncertainty-weighting", "proportional-sampling", "stsb-weighted",
+    # the joint-quality program (docs/choices.md): single-task references and one change each
+    "single-task", "sts-cosent", "sts-angle", "loss-scale", "famo", "anchor", "distill",
 )
 DEFAULT_STUDY_SCENARIOS: tuple[str, ...] = SCENARIOS[:6]
+QUALITY_SCENARIOS: tuple[str, ...] = (
+    "single-task", "full", "sts-cosent", "sts-angle", "loss-scale", "famo", "anchor", "distill",
+)
 
 
-def records_from(run: str, test: dict[str, dict[str, float]], seconds: float, trainable: int) -> list[dict[str, Any]]:
-    """Schema records for one run's test metrics (one record per task and metric)."""
+def records_from(
+    run: str, test: dict[str, dict[str, float]], seconds: float, trainable: int,
+    seed: int | None = None, dev: dict[str, dict[str, float]] | None = None,
+) -> list[dict[str, Any]]:
+    """Schema records for one run's test metrics (one record per task and metric).
+
+    With `seed` each record says which seed made it (runs repeated over seeds); with `dev` the
+    dev scores of the kept checkpoint are recorded too (split "dev").
+    """
     out = []
-    for task, metrics in test.items():
-        for metric in METRICS.get(task, tuple(k for k in metrics if k != "n")):
-            if metric in metrics:
-                out.append({"run": run, "task": task, "split": "test", "metric": metric,
-                            "value": round(float(metrics[metric]), 6), "seconds": round(float(seconds), 1),
-                            "trainable_params": int(trainable)})
+    for split, scores in (("test", test), ("dev", dev or {})):
+        for task, metrics in scores.items():
+            for metric in METRICS.get(task, tuple(k for k in metrics if k != "n")):
+                if metric in metrics:
+                    rec = {"run": run, "task": task, "split": split, "metric": metric,
+                           "value": round(float(metrics[metric]), 6), "seconds": round(float(seconds), 1),
+                           "trainable_params": int(trainable)}
+                    if seed is not None:
+                        rec["seed"] = int(seed)
+                    out.append(rec)
     return out
 
 
+def stats(records: list[dict], run: str, task: str, metric: str, split: str = "test") -> tuple[float, float, int] | None:
+    """Mean, sample standard deviation (0 for one value) and count of a (run, task, metric) over seeds."""
+    vals = [float(r["value"]) for r in records
+            if r["run"] == run and r["task"] == task and r["metric"] == metric and r.get("split", "test") == split]
+    if not vals:
+        return None
+    mean = sum(vals) / len(vals)
+    sd = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
+    return mean, sd, len(vals)
+
+
 def _value(records: list[dict], run: str, task: str, metric: str) -> float | None:
-    """The value of one (run, task, metric) record, or None."""
-    for r in records:
-        if r["run"] == run and r["task"] == task and r["metric"] == metric:
-            return r["value"]
-    return None
+    """The test value of one (run, task, metric), the mean over seeds where there are several, or None."""
+    got = stats(records, run, task, metric)
+    return None if got is None else got[0]
+
+
+def _cell(got: tuple[float, float, int] | None) -> str:
+    """`0.8203`, or `0.8203 ± 0.0021` for a mean over several seeds, or a dash."""
+    if got is None:
+        return "—"
+    mean, sd, n = got
+    return f"{mean:.4f}" if n == 1 else f"{mean:.4f} ± {sd:.4f}"
 
 
 def _total(doc: dict[str, Any]) -> str:
@@ -103,17 +136,24 @@ def markdown_table(doc: dict[str, Any]) -> str:
                 frozen = "= untrained"  # the similarity head has no parameters: frozen encoder = untrained
             else:
                 frozen = fmt(vals["frozen-encoder"])
-            lines.append(f"| {task} | {metric} | {fmt(vals['joint'])} | {fmt(vals['single'])} | "
+            lines.append(f"| {task} | {metric} | {_cell(stats(recs, 'joint', task, metric))} | {_cell(stats(recs, 'single', task, metric))} | "
                          f"{'—' if diff is None else f'{diff:+.4f}'} | {frozen} | {fmt(vals['untrained'])} | {fmt(ref)} | {fmt(ref_frozen)} |")
+    seeds = sorted({r["seed"] for r in recs if "seed" in r})
+    if seeds:
+        lines += ["", f"Trained runs: mean ± sample standard deviation over seeds {', '.join(map(str, seeds))} (training.seed); "
+                  "joint - single is the difference of the means."]
     lines += ["", "| run | task(s) | seconds | trainable parameters |", "|---|---|---|---|"]
     seen: set[tuple[str, float]] = set()
     for r in recs:
+        if r.get("split", "test") != "test":
+            continue
         key = (r["run"], r["seconds"]) if r["run"] in ("joint", "untrained") else (f"{r['run']}/{r['task']}", r["seconds"])
         if key in seen:
             continue
         seen.add(key)
         tasks = ", ".join(sorted({x["task"] for x in recs if x["run"] == r["run"] and x["seconds"] == r["seconds"]}))
-        lines.append(f"| {r['run']} | {tasks} | {r['seconds']:.0f} | {r['trainable_params']:,} |")
+        run = r["run"] if "seed" not in r else f"{r['run']} (seed {r['seed']})"
+        lines.append(f"| {run} | {tasks} | {r['seconds']:.0f} | {r['trainable_params']:,} |")
     if doc.get("note"):
         lines += ["", doc["note"]]
     return "\n".join(lines) + "\n"
@@ -131,19 +171,64 @@ def study_markdown(doc: dict[str, Any]) -> str:
         "|---|" + "---|" * (len(TASKS) + 3),
     ]
     for scenario in doc["scenarios"]:
-        vals = [_value(recs, scenario, t, METRICS[t][0]) for t in TASKS]
-        rows = [r for r in recs if r["run"] == scenario]
+        got = [stats(recs, scenario, t, METRICS[t][0]) for t in TASKS]
+        rows = [r for r in recs if r["run"] == scenario and r.get("split", "test") == "test"]
         if not rows:
             continue
-        present = [v for v in vals if v is not None]
+        present = [g[0] for g in got if g is not None]
         mean = sum(present) / len(present) if present else None
-        cells = ["—" if v is None else f"{v:.4f}" for v in vals]
-        lines.append(f"| {scenario} | " + " | ".join(cells) + f" | {'—' if mean is None else f'{mean:.4f}'} | "
-                     f"{rows[0]['seconds']:.0f} | {rows[0]['trainable_params']:,} |")
-    note = doc.get("notes", {}).get("head-frozen")
-    if note:
+        seconds = _mean_seconds(rows)
+        params = ", ".join(f"{p:,}" for p in sorted({r["trainable_params"] for r in rows}))
+        lines.append(f"| {scenario} | " + " | ".join(_cell(g) for g in got) + f" | {'—' if mean is None else f'{mean:.4f}'} | "
+                     f"{seconds:.0f} | {params} |")
+    seeds = sorted({r["seed"] for r in recs if "seed" in r})
+    if seeds:
+        lines += ["", f"Each cell: mean ± sample standard deviation over seeds {', '.join(map(str, seeds))} "
+                  "(training.seed; the subset sample is the same for every seed). Seconds: mean per run; "
+                  "single-task: the sum of its per-task runs."]
+        lines += _difference_table(recs, doc["scenarios"])
+    for name, note in (doc.get("notes") or {}).items():
         lines += ["", note]
     return "\n".join(lines) + "\n"
+
+
+def _mean_seconds(rows: list[dict]) -> float:
+    """Mean wall time per seed of a scenario (the per-task runs of single-task summed per seed)."""
+    per_seed: dict[Any, dict[tuple[str, float], float]] = {}
+    for r in rows:
+        per_seed.setdefault(r.get("seed"), {})[(r["task"] if r["run"] == "single-task" else "", r["seconds"])] = r["seconds"]
+    totals = [sum(v.values()) for v in per_seed.values()]
+    return sum(totals) / len(totals) if totals else 0.0
+
+
+def _difference_table(recs: list[dict], scenarios: Sequence[str]) -> list[str]:
+    """Per scenario and task: mean over seeds of (scenario - single-task) on the same seed."""
+    if not any(r["run"] == "single-task" for r in recs):
+        return []
+    out = ["", "Difference from single-task on the same seed (mean ± sd over seeds; positive = joint better):", "",
+           "| scenario | " + " | ".join(TASKS) + " | worst task |", "|---|" + "---|" * (len(TASKS) + 1)]
+
+    def by_seed(run: str, task: str) -> dict[Any, float]:
+        return {r.get("seed"): float(r["value"]) for r in recs
+                if r["run"] == run and r["task"] == task and r["metric"] == METRICS[task][0] and r.get("split", "test") == "test"}
+
+    for scenario in scenarios:
+        if scenario == "single-task":
+            continue
+        cells, worst = [], None
+        for task in TASKS:
+            ref, own = by_seed("single-task", task), by_seed(scenario, task)
+            diffs = [own[s] - ref[s] for s in own if s in ref]
+            if not diffs:
+                cells.append("—")
+                continue
+            mean = sum(diffs) / len(diffs)
+            sd = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5 if len(diffs) > 1 else 0.0
+            cells.append(f"{mean:+.4f} ± {sd:.4f}" if len(diffs) > 1 else f"{mean:+.4f}")
+            worst = mean if worst is None else min(worst, mean)
+        if any(c != "—" for c in cells):
+            out.append(f"| {scenario} | " + " | ".join(cells) + f" | {'—' if worst is None else f'{worst:+.4f}'} |")
+    return out
 
 
 def _write(doc: dict[str, Any], paths: Sequence[Path], render: Callable[[dict], str]) -> None:
@@ -160,7 +245,7 @@ _SOURCE_KEYS = ("command", "date", "machine", "total_seconds")
 def combine(docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One results doc from several invocations on the same data (full, or the same subset).
 
-    A later doc's record replaces an earlier one with the same run, task and metric; records keep
+    A later doc's record replaces an earlier one with the same run, task, metric, split and seed; records keep
     the issue's schema, and `sources` lists each command with the run/task pairs it still
     contributes (a source whose records were all replaced drops out). Study docs also union
     their scenarios and notes.
@@ -168,7 +253,7 @@ def combine(docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     subsets = {d.get("subset") for d in docs}
     if len(subsets) > 1:
         raise PolyheadError(f"cannot combine results of different data: {sorted(map(str, subsets))}")
-    records: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = {}  # key -> (source index, record)
+    records: dict[tuple[Any, ...], tuple[int, dict[str, Any]]] = {}  # key -> (source index, record)
     sources: list[dict[str, Any]] = []
     for doc in docs:
         # An already-combined doc brings its sources (each naming its run/task pairs); a plain one is one source.
@@ -179,7 +264,8 @@ def combine(docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             head = {k: src.get(k) for k in _SOURCE_KEYS}
             if head not in sources:
                 sources.append(head)
-            records[(rec["run"], rec["task"], rec["metric"])] = (sources.index(head), rec)
+            key = (rec["run"], rec["task"], rec["metric"], rec.get("split", "test"), rec.get("seed"))
+            records[key] = (sources.index(head), rec)
     used = sorted({i for i, _ in records.values()})
     for i in used:
         sources[i]["runs"] = sorted({f"{r['run']}/{r['task']}" for j, r in records.values() if j == i})

@@ -305,7 +305,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     out = output_file(args.output, args.force)
     cfg = load_config(args.config, args.set)
-    model = load(args.model_dir, device=args.device)
+    model = load(args.model_dir, device=args.device, precision=getattr(args, "precision", "fp32"))
     missing = [t.name for t in cfg.tasks if t.name not in model.tasks]
     if missing:
         raise PolyheadError(f"the model has no task(s) {', '.join(missing)} (it has {', '.join(model.tasks)})")
@@ -383,13 +383,19 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             raise PolyheadError("--merge trains nothing and combines full-data results; drop --study/--quick/--subset")
         print(markdown_table(merge_results(args.merge, args.results_dir)))
         return 0
+    seeds = bm.parse_seeds(args.seeds) if args.seeds else None
     if args.study:
-        scenarios = args.scenarios.split(",") if args.scenarios else bm.DEFAULT_STUDY_SCENARIOS
-        subset = bm.QUICK if args.quick else bm.STUDY
+        recipes = dict(bm.parse_recipe(r) for r in args.recipe)
+        scenarios = args.scenarios.split(",") if args.scenarios else list(bm.DEFAULT_STUDY_SCENARIOS)
+        scenarios += [r for r in recipes if r not in scenarios]
+        subset = bm.QUICK if args.quick else bm.parse_subset(args.subset) if args.subset else bm.STUDY
         out = args.output_dir or ("runs/benchmark/study-quick" if args.quick else "runs/benchmark/study")
-        doc = bm.run_study(args.config, out, args.results_dir, subset, scenarios, args.set, command, force=args.force)
+        doc = bm.run_study(args.config, out, args.results_dir, subset, scenarios, args.set, command, force=args.force,
+                           seeds=seeds, jobs=args.jobs, recipes=recipes, single_dir=args.single_dir, results_name=args.name)
         print(study_markdown(doc))
         return 0
+    if args.recipe or args.name:
+        raise PolyheadError("--recipe and --name go with --study")
     out = args.output_dir or ("runs/benchmark/quick" if args.quick else "runs/benchmark/full")
     doc = bm.run_benchmark(
         args.config, args.single_dir, out, args.results_dir, args.quick,
@@ -397,7 +403,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         runs=args.runs.split(",") if args.runs else bm.RUNS,
         overrides=args.set, command=command,
         subset=bm.parse_subset(args.subset) if args.subset else None,
-        force=args.force,
+        force=args.force, seeds=seeds, jobs=args.jobs,
     )
     print(markdown_table(doc))
     return 0

@@ -312,6 +312,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", help="write the metrics as JSON here")
     force_option(p, "the --output file")
     p.add_argument("--device", default=None)
+    with_choices(p.add_argument("--precision", default="fp32", help="score under this precision (default: fp32)"), PRECISIONS)
     p.add_argument("--batch-size", type=int, default=64)
     p.set_defaults(func=commands.cmd_evaluate)
 
@@ -338,6 +339,15 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
     force_option(p, "folders in --output-dir that an earlier benchmark did not make")
     p.add_argument("--results-dir", default="benchmarks/results", help="also write the JSON + Markdown here")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override every run's config (repeatable)")
+    p.add_argument("--seeds", default=None, metavar="0,1,2",
+                   help="repeat every trained run with each training seed; tables show mean ± sd over seeds")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="trainings at once, each in its own process with its share of the CPU threads (default 1; "
+                   "several small runs keep a GPU busy)")
+    p.add_argument("--recipe", action="append", default=[], metavar="NAME=KEY=VALUE[;KEY=VALUE...]",
+                   help="with --study: a named joint variant trained like a scenario (';' separates overrides; "
+                   "'+distill' makes the same seed's single-task models its teachers); repeatable")
+    p.add_argument("--name", default=None, help="with --study: the results file's name (default: study, study-quick)")
     p.add_argument("--merge", nargs="+", default=None, metavar="BENCHMARK_JSON",
                    help="train nothing: combine full-data benchmark.json files from separate invocations into "
                    "--results-dir/benchmark.json (later files win for the same run, task and metric)")

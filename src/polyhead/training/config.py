@@ -177,7 +177,16 @@ class TrainingConfig:
     precision: str = opt("fp32", choices=PRECISIONS)
     eval_every: int | None = opt(None, ge=1)  # steps; default: once per epoch
     eval_batch_size: int = opt(64, ge=1)
-    select_metric: str = "mean"  # mean, or TASK.METRIC (e.g. ner.entity_f1)
+    # Diagnostics only: also score the test split at every evaluation (curves.csv rows of type
+    # eval-test). Test scores never pick a checkpoint; leave off for real model selection work.
+    eval_test: bool = False
+    # mean; min-relative (the worst task's dev score over its reference: select_reference, else the
+    # best that task reached so far in this run); or TASK.METRIC (e.g. ner.entity_f1)
+    select_metric: str = "mean"
+    select_reference: dict[str, float] = field(default_factory=dict)  # task -> dev score, e.g. single-task's
+    # Second stage: refit the per-text heads on the trained encoder, frozen (cached features), keeping
+    # each refit head only where it scores better on dev (docs/training.md, "Refitting heads").
+    refit_heads: bool = False
     early_stopping_patience: int | None = opt(None, ge=1)
     checkpoint_every: int | None = opt(None, ge=1)  # steps; default: once per epoch
     keep_checkpoints: bool = False  # keep checkpoints after a successful run

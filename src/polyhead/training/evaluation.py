@@ -13,6 +13,7 @@ from ..console import say
 from ..errors import PolyheadError
 from ..io import write_json_atomic, write_text_atomic
 from ..modeling.card import write_card
+from ..modeling.encoder import autocast_context
 from ..modeling.heads import head_class
 from ..modeling.model import MultiTaskModel
 from ..modeling.tasks import TaskSpec
@@ -20,7 +21,7 @@ from .config import RunConfig
 from .data import Source, collate
 from .metrics import METRIC_FOR_KIND, task_metrics
 
-__all__ = ["TRAINING_DIR", "to_device", "evaluate", "headline", "summarize", "write_training_files", "plot_curves"]
+__all__ = ["TRAINING_DIR", "to_device", "evaluate", "headline", "selection_reference", "summarize", "write_training_files", "plot_curves"]
 
 TRAINING_DIR = "training"
 
@@ -41,7 +42,18 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 def evaluate(
     model: MultiTaskModel, sources: list[Source], split: str = "dev", batch_size: int = 64, max_length: int | None = None
 ) -> dict[str, dict[str, float]]:
-    """Per-task metrics on a split: accuracy/macro-F1, entity P/R/F1, Spearman/Pearson."""
+    """Per-task metrics on a split: accuracy/macro-F1, entity P/R/F1, Spearman/Pearson.
+
+    The encoder runs in its own precision (`load(..., precision="bf16")` scores under bf16
+    autocast), so a saved model can be scored the way it will be served.
+    """
+    with autocast_context(model.encoder.precision, model.device):
+        return _evaluate(model, sources, split, batch_size, max_length)
+
+
+def _evaluate(
+    model: MultiTaskModel, sources: list[Source], split: str, batch_size: int, max_length: int | None
+) -> dict[str, dict[str, float]]:
     was_training = model.training
     model.eval()
     specs = model.tasks
@@ -80,16 +92,46 @@ def evaluate(
     return results
 
 
-def headline(metrics: dict[str, dict[str, float]], specs: dict[str, TaskSpec], select: str = "mean") -> float | None:
-    """The number that picks the best checkpoint: one task's metric, or the mean of each task's headline."""
+def headline(
+    metrics: dict[str, dict[str, float]], specs: dict[str, TaskSpec], select: str = "mean",
+    reference: dict[str, float] | None = None,
+) -> float | None:
+    """The number that picks the best checkpoint: one task's metric, the mean of each task's headline,
+    or (min-relative) the worst task's headline divided by its `reference` score.
+
+    min-relative keeps a checkpoint that trades one task for another from winning on the mean: a
+    checkpoint is as good as its task furthest below its reference (selection_reference()).
+    """
     if not metrics:
         return None
+    if select == "min-relative":
+        ratios = []
+        for t, m in metrics.items():
+            value = m[METRIC_FOR_KIND[specs[t].kind]]
+            ref = (reference or {}).get(t)
+            ratios.append(value / ref if ref and ref > 0 else 1.0)
+        return float(min(ratios))
     if select != "mean":
         task, _, name = select.partition(".")
         if task not in metrics or name not in metrics[task]:
             raise PolyheadError(f"select_metric {select!r}: no such task.metric in {sorted(metrics)}")
         return float(metrics[task][name])
     return float(np.mean([m[METRIC_FOR_KIND[specs[t].kind]] for t, m in metrics.items()]))
+
+
+def selection_reference(
+    history: list[dict[str, Any]], specs: dict[str, TaskSpec], given: dict[str, float] | None = None
+) -> dict[str, float]:
+    """Per task, the score min-relative divides by: the configured one (e.g. the single-task model's
+    dev score), else the best dev score this run has reached so far (its eval rows in `history`)."""
+    ref: dict[str, float] = {}
+    for row in history:
+        if row.get("type") == "eval" and row.get("task") in specs:
+            value = row.get(METRIC_FOR_KIND[specs[row["task"]].kind])
+            if value is not None:
+                ref[row["task"]] = max(ref.get(row["task"], float("-inf")), float(value))
+    ref.update({t: float(v) for t, v in (given or {}).items()})
+    return ref
 
 
 def summarize(metrics: dict[str, dict[str, float]], specs: dict[str, TaskSpec]) -> str:
@@ -108,6 +150,8 @@ def write_training_files(out: Path, state: Any, cfg: RunConfig, specs: dict[str,
         "global_step": state.global_step, "stopped_early": state.stopped_early, "seconds": state.seconds,
         "trainable_params": state.trainable_params, "headline_metrics": {t: METRIC_FOR_KIND[s.kind] for t, s in specs.items()},
     }
+    if getattr(state, "refit", None):
+        metrics["refit"] = state.refit
     write_json_atomic(folder / "metrics.json", metrics)
     write_text_atomic(folder / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     rows = state.history

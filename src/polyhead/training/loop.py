@@ -30,9 +30,9 @@ from .build import build_model, lr_lambda, make_weighting
 from .checkpoint import CHECKPOINT_DIR
 from .config import RunConfig
 from .data import Source, build_sources, describe
-from .evaluation import evaluate, headline, plot_curves, summarize, write_training_files
+from .evaluation import evaluate, headline, plot_curves, selection_reference, summarize, write_training_files
 from .freezing import GradualUnfreezer, apply_freezing, param_groups
-from .frozen import train_frozen, uses_feature_cache
+from .frozen import refit_heads, train_frozen, uses_feature_cache
 from .sampling import TaskSampler
 from .state import TrainResult, TrainState
 from .weighting import LossWeighting
@@ -352,9 +352,17 @@ def evaluate_and_keep_best(run: Run, state: TrainState, epoch: int) -> bool:
     if not metrics:
         return False
     tr = run.cfg.training
-    score = headline(metrics, run.specs, tr.select_metric)
     for task, m in metrics.items():
         state.history.append({"type": "eval", "step": state.global_step, "epoch": epoch + 1, "task": task, **m})
+    score = headline(metrics, run.specs, tr.select_metric)
+    if tr.select_metric == "min-relative":  # the references move as tasks reach new peaks: re-score the kept one too
+        reference = selection_reference(state.history, run.specs, tr.select_reference)
+        score = headline(metrics, run.specs, tr.select_metric, reference)
+        if state.best_dev:
+            state.best = headline(state.best_dev, run.specs, tr.select_metric, reference)
+    if tr.eval_test and any(s.splits.get("test") for s in run.sources):  # diagnostics: never selects
+        for task, m in evaluate(run.model, run.sources, "test", tr.eval_batch_size).items():
+            state.history.append({"type": "eval-test", "step": state.global_step, "epoch": epoch + 1, "task": task, **m})
     better = state.best is None or score > state.best
     run.say(f"step {state.global_step} dev: {summarize(metrics, run.specs)}; {tr.select_metric}={score:.4f}{' (best)' if better else ''}")
     if better:
@@ -401,6 +409,12 @@ def finish(run: Run, state: TrainState, t0: float) -> TrainResult:
         run.model.save(run.out)
     run.accelerator.wait_for_everyone()
     tr = run.cfg.training
+    if tr.refit_heads and run.has_dev:
+        if run.main:  # the second stage: heads refit on the kept model's encoder, frozen
+            kept = load(run.out, device=run.accelerator.device)
+            state.refit = refit_heads(kept, run.sources, run.cfg, run.say)
+            kept.save(run.out)
+        run.accelerator.wait_for_everyone()
     result = TrainResult(run.out, state.best, state.best_step, state.global_step, state.best_dev,
                          seconds=time.time() - t0, trainable_params=run.trainable)
     if any(s.splits.get("test") for s in run.sources):

@@ -38,6 +38,7 @@ class TrainState:
     epoch_losses: dict[str, list[float]] = field(default_factory=dict)  # task -> [sum, count] this epoch
     history: list[dict[str, Any]] = field(default_factory=list)  # rows of curves.csv
     test: dict[str, dict[str, float]] = field(default_factory=dict)
+    refit: dict[str, str] = field(default_factory=dict)  # training.refit_heads: what happened per task
     seconds: float | None = None
     trainable_params: int | None = None
 
