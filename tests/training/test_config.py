@@ -52,7 +52,7 @@ def _error(fn, *args) -> str:
         ("training.lr=.inf", "training.lr: expected a positive number, got inf"),
         ("training.keep_checkpoints=maybe", "training.keep_checkpoints: expected true or false, got 'maybe'"),
         ("training.scheduler=steps", "training.scheduler: expected one of linear, cosine, constant, got 'steps'"),
-        ("training.weighting=magic", "training.weighting: expected one of dwa, equal, static, uncertainty, got 'magic'"),
+        ("training.weighting=magic", "training.weighting: expected one of dwa, equal, famo, loss_scale, static, uncertainty, got 'magic'"),
         ("training.layer_decay=0", "training.layer_decay: expected a number in (0.0, 1.0], got 0.0"),
         ("tasks.0.delimiter=ab", "tasks[0].delimiter: expected a single character (or null), got 'ab'"),
         ("tasks.t.score_range=[1]", "tasks[0].score_range: expected a list of 2 numbers, got [1]"),

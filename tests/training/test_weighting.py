@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from polyhead.training.weighting import (
+    FAMO,
     WEIGHTINGS,
     DynamicWeightAverage,
     EqualWeighting,
+    LossScaleWeighting,
     LossWeighting,
     StaticWeighting,
     UncertaintyWeighting,
@@ -21,11 +23,11 @@ TASKS = ["a", "b"]
 
 
 def test_registry_and_build():
-    assert set(WEIGHTINGS) == {"equal", "static", "uncertainty", "dwa"}
+    assert set(WEIGHTINGS) == {"equal", "static", "uncertainty", "dwa", "loss_scale", "famo"}
     for name, cls in WEIGHTINGS.items():
         assert issubclass(cls, LossWeighting) and cls.name == name
     assert isinstance(build_weighting("dwa", TASKS, temperature=1.0), DynamicWeightAverage)
-    with pytest.raises(ValueError, match=r"valid: \['dwa', 'equal', 'static', 'uncertainty'\]"):
+    with pytest.raises(ValueError, match=r"valid: \['dwa', 'equal', 'famo', 'loss_scale', 'static', 'uncertainty'\]"):
         build_weighting("gradnorm", TASKS)
     with pytest.raises(ValueError, match="unknown option"):
         build_weighting("equal", TASKS, temperature=2.0)
@@ -190,3 +192,295 @@ def test_static_weighting_in_training_uses_each_tasks_weight(tmp_path):
 
     a, b = load(tmp_path / "equal"), load(tmp_path / "static")
     assert not torch.equal(a.heads["topic"].net[-1].weight, b.heads["topic"].net[-1].weight)
+
+
+# -- loss_scale ---------------------------------------------------------------------------------
+def _step(w: LossWeighting, values: dict[str, float]) -> tuple[float, dict[str, float]]:
+    """combine() on leaf losses of these values: the combined value and d(combined)/d(loss) per task."""
+    leaves = {t: torch.tensor(float(v), requires_grad=True) for t, v in values.items()}
+    out = w.combine(leaves)
+    out.backward()
+    return out.item(), {t: leaf.grad.item() for t, leaf in leaves.items()}
+
+
+def test_loss_scale_ema_matches_a_hand_computation():
+    w = build_weighting("loss_scale", TASKS, beta=0.5)
+    assert isinstance(w, LossScaleWeighting) and list(w.parameters()) == []
+    assert w.weights() == {"a": 1.0, "b": 1.0}  # nothing seen yet
+    # a: first value initialises the mean (2), then 0.5*2 + 0.5*4 = 3, then 0.5*3 + 0.5*1 = 2.
+    value, grad = _step(w, {"a": 2.0})
+    assert value == pytest.approx(1.0) and grad["a"] == pytest.approx(1 / 2)
+    value, grad = _step(w, {"a": 4.0, "b": 0.1})  # b's first value: its own scale, a's goes on
+    assert value == pytest.approx(4 / 3 + 1.0, rel=1e-6)
+    assert grad == pytest.approx({"a": 1 / 3, "b": 1 / 0.1}, rel=1e-6)
+    value, grad = _step(w, {"a": 1.0})
+    assert value == pytest.approx(0.5, rel=1e-6) and grad["a"] == pytest.approx(0.5, rel=1e-6)
+    assert w.weights() == pytest.approx({"a": 0.5, "b": 10.0}, rel=1e-6)
+    assert w.running_mean.tolist() == pytest.approx([2.0, 0.1], rel=1e-6)
+
+
+def test_loss_scale_gives_each_task_a_unit_gradient_scale_whatever_its_units():
+    # Two tasks with the same shape of loss, one in units 10x smaller (cross-entropy vs cosine MSE).
+    theta = torch.tensor([0.3], requires_grad=True)
+    f = lambda: ((theta - 1.0) ** 2).sum() + 0.5
+    units = {"a": 1.0, "b": 0.1}
+    w = LossScaleWeighting(TASKS)
+    for _ in range(5):  # constant losses (theta never moves)
+        for task, unit in units.items():
+            w.combine({task: unit * f()})
+    grads, values = {}, {}
+    for task, unit in units.items():
+        theta.grad = None
+        out = w.combine({task: unit * f()})
+        out.backward()
+        grads[task], values[task] = theta.grad.item(), out.item()
+    assert values == pytest.approx({"a": 1.0, "b": 1.0}, rel=1e-5)
+    expected = 2 * (0.3 - 1.0) / (0.7**2 + 0.5)  # grad f / f: the loss's units cancel
+    assert grads == pytest.approx({"a": expected, "b": expected}, rel=1e-5)
+    # equal weighting, for contrast, passes the units straight to the gradient
+    eq = {}
+    for task, unit in units.items():
+        theta.grad = None
+        EqualWeighting(TASKS).combine({task: unit * f()}).backward()
+        eq[task] = theta.grad.item()
+    assert eq["a"] == pytest.approx(10 * eq["b"])
+
+
+def test_loss_scale_state_dict_roundtrip_zero_loss_and_options():
+    w = LossScaleWeighting(TASKS, beta=0.8)
+    for a, b in [(2.0, 0.2), (1.5, 0.3), (1.0, 0.1)]:
+        _step(w, {"a": a, "b": b})
+    fresh = LossScaleWeighting(TASKS, beta=0.8)
+    fresh.load_state_dict(_roundtrip(w))
+    assert fresh.weights() == w.weights() != LossScaleWeighting(TASKS).weights()
+    assert _step(fresh, {"a": 0.7}) == _step(w, {"a": 0.7})
+    assert fresh.weights() == w.weights()
+    # a zero loss: a large but finite weight, finite gradients; an inf loss is not remembered
+    z = LossScaleWeighting(TASKS)
+    for _ in range(3):
+        value, grad = _step(z, {"a": 0.0, "b": 1.0})
+        assert math.isfinite(value) and all(math.isfinite(g) for g in grad.values())
+    assert all(math.isfinite(v) for v in z.weights().values())
+    before = z.running_mean.clone()
+    z.combine({"b": torch.tensor(float("inf"))})
+    assert torch.equal(z.running_mean, before)
+    # eval mode: weights apply, nothing is remembered
+    z.eval()
+    _step(z, {"a": 5.0, "b": 5.0})
+    assert torch.equal(z.running_mean, before)
+    for bad in (1.0, -0.1, "high", float("nan"), True):
+        with pytest.raises(ValueError, match="'loss_scale' weighting option beta must be"):
+            LossScaleWeighting(TASKS, beta=bad)
+    with pytest.raises(ValueError, match="unknown option"):
+        LossScaleWeighting(TASKS, temperature=2.0)
+    assert LossScaleWeighting(["only"]).combine({"only": torch.tensor(3.0)}).item() == pytest.approx(1.0)
+
+
+# -- famo ---------------------------------------------------------------------------------------
+class _PaperFAMO:
+    """FAMO as the paper states it, written independently for the tests: leaf logits, autograd
+    through softmax, torch.optim.Adam with weight decay; every task's loss in every step."""
+
+    def __init__(self, k: int, lr: float = 0.025, gamma: float = 0.01) -> None:
+        self.w = torch.zeros(k, requires_grad=True)
+        self.opt = torch.optim.Adam([self.w], lr=lr, weight_decay=gamma)
+
+    def coefficients(self, losses: torch.Tensor) -> torch.Tensor:
+        """d(objective)/d(loss_t) for objective Σ z_t log(L_t + eps) / c, c detached."""
+        leaf = losses.clone().requires_grad_(True)
+        z = torch.softmax(self.w.detach(), 0)
+        d = leaf + 1e-8
+        c = (z / d).sum().detach()
+        (z * d.log() / c).sum().backward()
+        return leaf.grad
+
+    def update(self, before: torch.Tensor, after: torch.Tensor) -> None:
+        delta = (before + 1e-8).log() - (after + 1e-8).log()
+        (grad,) = torch.autograd.grad(torch.softmax(self.w, 0), self.w, grad_outputs=delta)
+        self.opt.zero_grad()
+        self.w.grad = grad
+        self.opt.step()
+
+
+def test_famo_first_updates_by_hand():
+    w = build_weighting("famo", TASKS)
+    assert isinstance(w, FAMO) and list(w.parameters()) == []  # ξ never reaches the model's AdamW
+    assert w.weights() == {"a": 0.5, "b": 0.5}
+    # step 1: only a, never seen -> no update, the whole step is a's (alpha = 1)
+    value, grad = _step(w, {"a": 1.0})
+    assert grad == pytest.approx({"a": 1.0}) and value == pytest.approx(math.log(1 + 1e-8), abs=1e-6)
+    # step 2: only b (first time): no update; c = z_a/1 (remembered) + z_b/0.1, alpha_b = 5/5.5
+    _, grad = _step(w, {"b": 0.1})
+    assert grad["b"] == pytest.approx(5 / 5.5, rel=1e-6)
+    assert w.logits.tolist() == [0.0, 0.0]
+    # step 3: a again at 1/e: delta = (log 1 - log 1/e, 0) = (1, 0); J_softmax^T delta at z = (.5, .5)
+    # is (0.25, -0.25); Adam's first step is lr * sign: logits (-0.025, +0.025).
+    _, grad = _step(w, {"a": math.exp(-1)})
+    assert w.logits.tolist() == pytest.approx([-0.025, 0.025], abs=1e-7)
+    za = 1 / (1 + math.exp(0.05))
+    alpha_a = (za / math.exp(-1)) / (za / math.exp(-1) + (1 - za) / 0.1)
+    assert grad["a"] == pytest.approx(alpha_a, rel=1e-5)
+    assert w.weights() == pytest.approx({"a": za, "b": 1 - za}, rel=1e-6)
+    assert sum(w.weights().values()) == pytest.approx(1.0)
+
+
+def test_famo_with_every_task_per_batch_matches_the_paper_over_several_updates():
+    torch.manual_seed(0)
+    k = 3
+    seq = torch.rand(6, k) * torch.tensor([2.0, 0.2, 1.0]) + 0.05
+    ours = FAMO(["a", "b", "c"], logit_lr=0.05, gamma=0.02)
+    ref = _PaperFAMO(k, lr=0.05, gamma=0.02)
+    for step, losses in enumerate(seq):
+        if step:  # here the decrease is measured on the next batch, the paper's after the step
+            ref.update(seq[step - 1], losses)
+        _, grad = _step(ours, dict(zip(["a", "b", "c"], losses.tolist())))
+        expected = ref.coefficients(losses)
+        assert [grad[t] for t in "abc"] == pytest.approx(expected.tolist(), rel=1e-5)
+        assert sum(grad.values()) == pytest.approx(1.0, rel=1e-5)  # a convex combination
+        assert ours.logits.tolist() == pytest.approx(ref.w.detach().tolist(), abs=1e-6)
+        assert sum(ours.weights().values()) == pytest.approx(1.0, rel=1e-6)
+    assert int(ours.adam_steps) == len(seq) - 1
+
+
+@pytest.mark.parametrize("per_step", ["one task", "both tasks"])
+def test_famo_gives_weight_to_the_task_whose_loss_stops_falling(per_step):
+    """The paper's core behaviour on observed losses: both tasks' losses fall alike for 100
+    steps, then b's stops falling while a's goes on; b gains the weight a loses."""
+    w = FAMO(TASKS)
+    for step in range(300):
+        k = step // 2 if per_step == "one task" else step
+        values = {"a": math.exp(-0.02 * k), "b": math.exp(-0.02 * min(k, 50 if per_step == "one task" else 100))}
+        present = [TASKS[step % 2]] if per_step == "one task" else TASKS
+        _step(w, {t: values[t] for t in present})
+        if step == 99:
+            assert w.weights()["b"] == pytest.approx(0.5, abs=0.01)  # equal progress, equal weight
+    assert w.weights()["b"] > 0.6 and w.weights()["a"] < 0.4
+
+
+@pytest.mark.parametrize("per_step", ["one task", "both tasks"])
+def test_famo_toy_problem_favours_the_slower_task(per_step):
+    """Toy problem: plain SGD on two parameters along FAMO's direction. Task a can reach 0; task b
+    has a floor of 0.5 it cannot go under, so its log-loss falls ever slower and it gains weight."""
+    theta = torch.tensor([2.0, 2.0], requires_grad=True)
+    losses = {"a": lambda: theta[0] ** 2, "b": lambda: theta[1] ** 2 + 0.5}
+    w = FAMO(TASKS)
+    opt = torch.optim.SGD([theta], lr=0.01)
+    for step in range(300):
+        present = [TASKS[step % 2]] if per_step == "one task" else TASKS
+        opt.zero_grad()
+        w.combine({t: losses[t]() for t in present}).backward()
+        opt.step()
+    la, lb = losses["a"]().item(), losses["b"]().item()
+    assert math.log(4.0 / la) > 2 * math.log(4.5 / lb) > 0  # a's log-loss fell much further
+    assert w.weights()["b"] > 0.6 and w.weights()["a"] < 0.4
+
+
+def test_famo_state_dict_roundtrip_is_exact():
+    w = FAMO(TASKS, logit_lr=0.1)
+    rows = [{"a": 1.0}, {"b": 0.2}, {"a": 0.8}, {"a": 0.7, "b": 0.15}, {"b": 0.19}]
+    for row in rows:
+        _step(w, row)
+    fresh = FAMO(TASKS, logit_lr=0.1)
+    fresh.load_state_dict(_roundtrip(w))
+    assert set(fresh.state_dict()) == {"logits", "last_log_loss", "adam_exp_avg", "adam_exp_avg_sq", "adam_steps"}
+    assert fresh.weights() == w.weights() != {"a": 0.5, "b": 0.5}
+    for row in [{"a": 0.5}, {"b": 0.3}, {"a": 0.6, "b": 0.1}]:
+        assert _step(fresh, row) == _step(w, row)
+    assert all(torch.equal(x, y) for x, y in zip(fresh.state_dict().values(), w.state_dict().values()))
+
+
+def test_famo_zero_loss_single_task_eval_mode_and_options():
+    w = FAMO(TASKS)
+    for row in [{"a": 0.0}, {"b": 1.0}, {"a": 0.0, "b": 0.5}, {"a": 1.0}, {"a": 0.0}, {"b": 0.0}]:
+        value, grad = _step(w, row)
+        assert math.isfinite(value) and all(math.isfinite(g) and 0 <= g <= 1 for g in grad.values())
+    assert all(torch.isfinite(t).all() for t in w.state_dict().values())
+    assert sum(w.weights().values()) == pytest.approx(1.0)
+    before = {k: v.clone() for k, v in w.state_dict().items()}
+    w.combine({"a": torch.tensor(float("nan"))})  # a NaN loss is not remembered
+    w.eval()
+    _step(w, {"a": 0.3, "b": 0.3})  # eval mode: weights apply, nothing is learned
+    assert all(torch.equal(before[k], v) for k, v in w.state_dict().items())
+    single = FAMO(["only"])
+    for v in (2.0, 1.0, 0.0):
+        assert _step(single, {"only": v})[1] == {"only": pytest.approx(1.0)}  # one task: plain gradient
+    assert single.weights() == {"only": 1.0}
+    for key, bad in [("logit_lr", 0.0), ("logit_lr", "fast"), ("gamma", -1.0), ("gamma", float("inf"))]:
+        with pytest.raises(ValueError, match=f"'famo' weighting option {key} must be"):
+            FAMO(TASKS, **{key: bad})
+    with pytest.raises(ValueError, match=r"'famo' weighting got unknown option\(s\): \['beta'\]"):
+        FAMO(TASKS, beta=0.9)
+
+
+# -- config and end to end ----------------------------------------------------------------------
+@pytest.mark.parametrize("name,options", [("loss_scale", {"beta": 0.95}), ("famo", {"logit_lr": 0.01, "gamma": 0.001})])
+def test_new_weightings_in_the_config(tmp_path, name, options):
+    import yaml
+
+    from polyhead import PolyheadError
+    from polyhead.training.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"tasks": [{"name": "t", "kind": "classification", "train": "x.jsonl"}],
+                                    "training": {"weighting": name, "weighting_options": options}}))
+    cfg = load_config(path)
+    assert (cfg.training.weighting, cfg.training.weighting_options) == (name, options)
+    for override, message in [
+        ("training.weighting_options={temperature: 2}", f"training.weighting_options: '{name}' weighting got unknown option(s): ['temperature']"),
+        (f"training.weighting_options={{{next(iter(options))}: -5}}", f"training.weighting_options: '{name}' weighting option {next(iter(options))} must be"),
+    ]:
+        with pytest.raises(PolyheadError) as info:
+            load_config(path, [override])
+        assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["loss_scale", "famo"])
+def test_new_weightings_train_and_resume_exactly(tmp_path, monkeypatch, name):
+    """A tiny run; and one stopped right after its step-8 checkpoint then resumed ends with the same
+    weighting state (and model) as the uninterrupted run."""
+    from safetensors.torch import load_file
+
+    from polyhead.training import checkpoint, loop
+    from polyhead.training.config import load_config
+    from train_helpers import write_config
+
+    config = write_config(tmp_path, epochs=1, checkpoint_every=4, keep_checkpoints=True)
+    cfg = lambda: load_config(config, [f"training.weighting={name}"])
+    result = loop.train(cfg(), tmp_path / "full", progress=False)
+    assert result.global_step == 16
+
+    class Killed(Exception):
+        pass
+
+    save = loop.save_checkpoint
+
+    def save_then_die(run, state):
+        save(run, state)
+        if state.global_step == 8:
+            raise Killed
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    with pytest.raises(Killed):
+        loop.train(cfg(), tmp_path / "part", progress=False)
+    assert (tmp_path / "part" / "checkpoints" / "latest").read_text().strip() == "step-0000008"
+    monkeypatch.setattr(loop, "save_checkpoint", save)
+    assert loop.train(cfg(), tmp_path / "part", resume=True, progress=False).global_step == 16
+
+    def final(run):
+        folder = checkpoint.latest_checkpoint(tmp_path / run / "checkpoints")
+        assert folder.name == "step-0000016"
+        heads = {f.stem: load_file(str(f)) for f in (folder / "model" / "heads").glob("*.safetensors")}
+        return checkpoint.load_tree(folder, "weighting"), heads
+
+    (wa, ha), (wb, hb) = final("full"), final("part")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert ha.keys() == hb.keys() and all(torch.equal(ha[h][k], hb[h][k]) for h in ha for k in ha[h])
+    rows = [r.split(",") for r in (tmp_path / "full" / "training" / "curves.csv").read_text().splitlines()[1:]]
+    logged = {r[3]: float(r[5]) for r in rows if r[0] == "train"}  # task -> last logged weight
+    assert set(logged) == {"topic", "ner", "sts"} and all(math.isfinite(v) and v > 0 for v in logged.values())
+    if name == "famo":
+        assert torch.isfinite(wa["logits"]).all() and int(wa["adam_steps"]) > 0
+        assert not torch.equal(wa["logits"], torch.zeros(3))
+    else:
+        assert torch.isfinite(wa["running_mean"]).all()
+        assert logged["sts"] > logged["topic"]  # the cosine MSE is the smaller loss: larger weight

@@ -258,7 +258,7 @@ def _gradual_every(cfg: RunConfig) -> int:
 QUALITY_OVERRIDES: dict[str, list[str]] = {
     "sts-cosent": ["tasks.stsb.loss=cosent"],
     "sts-angle": ["tasks.stsb.loss=angle"],
-    "loss-scale": ["training.weighting=loss-scale"],
+    "loss-scale": ["training.weighting=loss_scale"],
     "famo": ["training.weighting=famo"],
     "anchor": ["training.anchor_weight=1.0"],
 }

@@ -18,9 +18,32 @@ __all__ = [
     "StaticWeighting",
     "UncertaintyWeighting",
     "DynamicWeightAverage",
+    "LossScaleWeighting",
+    "FAMO",
     "WEIGHTINGS",
     "build_weighting",
 ]
+
+# Added to a loss before dividing by it or taking its log, so a loss of exactly 0 gives a large
+# but finite weight instead of inf/NaN (the FAMO reference implementation uses the same 1e-8).
+EPS = 1e-8
+
+
+def _number(name: str, key: str, value: Any, low: float, high: float, low_open: bool = False,
+            high_open: bool = False) -> float:
+    """A float option checked against its range, or a one-line ValueError naming method and option."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name!r} weighting option {key} must be a number, got {value!r}") from None
+    too_low = number <= low if low_open else number < low
+    too_high = number >= high if high_open else number > high
+    if not math.isfinite(number) or too_low or too_high:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name!r} weighting option {key} must be in {interval}, got {value!r}")
+    return number
 
 
 class LossWeighting(nn.Module):
@@ -195,9 +218,183 @@ class DynamicWeightAverage(LossWeighting):
         return f"tasks={self.tasks}, temperature={self.temperature}"
 
 
+class LossScaleWeighting(LossWeighting):
+    """Each task's loss divided by a running mean of its own value: L_t / m_t.
+
+    m_t is an exponential moving average of the task's (detached) loss, updated each time the
+    task is in a batch: m_t <- beta * m_t + (1 - beta) * L_t, initialised to the first value
+    seen. It is updated before it is used, so the very first step of a task already has weight
+    1 / L_t. Because m_t carries no gradient, the gradient of L_t / m_t is grad(L_t) / m_t: every
+    task contributes a gradient of the same scale whatever the units of its loss (a cross-entropy
+    and a cosine-similarity MSE about 10x smaller count alike), and a task with a constant loss
+    has weighted loss 1. Option `beta` (default 0.9, in [0, 1)): how much of the mean is kept per
+    observation of the task, i.e. a horizon of about 1 / (1 - beta) of *that task's* batches;
+    beta = 0 divides by the current loss (the gradient of log L_t). The means are buffers, so a
+    checkpoint holds them and resume continues exactly; they are updated only in training mode
+    and only from finite losses (an inf/NaN loss, e.g. an fp16 overflow step, is not remembered).
+    Weight reported: 1 / m_t (1 for a task not seen yet).
+    """
+
+    name = "loss_scale"
+
+    def __init__(self, tasks: list[str], **options: Any) -> None:
+        """Take option `beta` (default 0.9, 0 <= beta < 1)."""
+        beta = options.pop("beta", 0.9)
+        super().__init__(tasks, **options)
+        self.beta = _number(self.name, "beta", beta, 0.0, 1.0, high_open=True)
+        # nan = the task has not been seen yet (float32 for the same reason as in DWA).
+        self.register_buffer("running_mean", torch.full((len(self.tasks),), float("nan"), dtype=torch.float32))
+
+    @torch.no_grad()
+    def _observe(self, task: str, value: torch.Tensor) -> None:
+        i = self._index[task]
+        value = value.to(self.running_mean.device, torch.float32)
+        old = self.running_mean[i]
+        new = torch.where(torch.isnan(old), value, self.beta * old + (1.0 - self.beta) * value)
+        self.running_mean[i] = torch.where(torch.isfinite(value), new, old)
+
+    def _scale(self, task: str, loss: torch.Tensor) -> torch.Tensor:
+        """|m_t| + EPS as a fresh tensor on the loss's device (the current loss if m_t is unknown)."""
+        m = self.running_mean[self._index[task]].detach().to(loss.device)
+        m = torch.where(torch.isnan(m), loss.detach().float(), m)  # only outside training mode
+        return m.abs() + EPS
+
+    def combine(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Σ L_t / m_t over the tasks present, after updating each m_t with this batch's L_t."""
+        self._check(losses)
+        total: torch.Tensor | float = 0.0
+        for task, loss in losses.items():
+            if self.training:
+                self._observe(task, loss.detach())
+            total = total + loss / self._scale(task, loss)
+        return total  # type: ignore[return-value]
+
+    def weights(self) -> dict[str, float]:
+        """1 / m_t per task (1 for a task not seen yet)."""
+        m = self.running_mean.detach().float().cpu()
+        return {t: 1.0 if math.isnan(float(v)) else 1.0 / (abs(float(v)) + EPS) for t, v in zip(self.tasks, m)}
+
+    def extra_repr(self) -> str:
+        """Show tasks and beta in print(module)."""
+        return f"tasks={self.tasks}, beta={self.beta}"
+
+
+class FAMO(LossWeighting):
+    """FAMO, Fast Adaptive Multitask Optimization (Liu, Liu, Jin, Stone & Liu, NeurIPS 2023).
+
+    Task logits ξ (one per task, start 0) give weights z = softmax(ξ). With D_t = L_t + EPS the
+    objective is Σ_t (z_t / c) · log D_t, c = Σ_j z_j / D_j held constant (detached), so the model
+    moves along Σ_t α_t ∇L_t with α_t = (z_t / D_t) / c: a convex combination of the task
+    gradients in which each task's log-loss counts by z_t. ξ is then learned from how much each
+    task's log-loss actually fell, δ_t = log D_t(before) - log D_t(after): its gradient is
+    J_softmax(ξ)ᵀ δ, stepped by FAMO's own Adam (learning rate `logit_lr`, default 0.025, L2
+    decay `gamma`, default 0.01: the reference implementation's defaults) so that a task whose
+    loss falls less than the others gains weight. O(1) per step: no per-task gradients.
+
+    Adaptation to this loop (the paper sees every task's loss on one batch, and recomputes the
+    losses on that batch after the model step; here a batch usually carries one task):
+
+    - δ_t comes from the task's own history: the log-loss remembered from the last batch of task
+      t is compared with this batch's, i.e. the decrease over the interval since t was last seen
+      (other tasks' steps included, a different batch). ξ is updated in `combine()` whenever a
+      present task has such a remembered value, before this batch's weights are computed; δ is 0
+      for the tasks not in the batch. As the ξ-gradient is linear in δ, the per-task updates
+      over a round of tasks add up (for small steps) to the paper's update, and the decreases of
+      one task telescope, so how often a task is sampled does not bias its total push.
+    - c runs over every task seen so far, the absent ones with their remembered loss, not just
+      the tasks present: otherwise a single task would always get α = 1 (plain summing, z
+      unused). So a one-task step moves the model by that task's share α_t of the full FAMO
+      direction, and a round of steps over all tasks adds up to it; when a batch carries every
+      task, this is the paper's step exactly. Tasks never seen are left out of c (the first
+      step of the first task has α = 1).
+    - ξ and its Adam moments are buffers, not parameters: they never reach the model's AdamW,
+      its gradient clipping or its learning-rate schedule, and they go into checkpoints with the
+      remembered log-losses, so resume continues exactly. State changes only in training mode
+      and only from finite losses. Under DDP the buffers follow rank 0 (DDP broadcasts them).
+
+    Losses must be >= 0 with minimum 0 (all polyhead losses are): a negative loss is clamped to
+    0 before the log. The returned scalar is FAMO's objective, which can be negative; only its
+    gradient matters. Weights reported: z (sums to 1).
+    """
+
+    name = "famo"
+    ADAM_BETAS = (0.9, 0.999)  # the reference's torch.optim.Adam defaults
+    ADAM_EPS = 1e-8
+
+    def __init__(self, tasks: list[str], **options: Any) -> None:
+        """Take options `logit_lr` (default 0.025, > 0) and `gamma` (default 0.01, >= 0)."""
+        logit_lr = options.pop("logit_lr", 0.025)
+        gamma = options.pop("gamma", 0.01)
+        super().__init__(tasks, **options)
+        self.logit_lr = _number(self.name, "logit_lr", logit_lr, 0.0, math.inf, low_open=True, high_open=True)
+        self.gamma = _number(self.name, "gamma", gamma, 0.0, math.inf, high_open=True)
+        k = len(self.tasks)
+        self.register_buffer("logits", torch.zeros(k, dtype=torch.float32))
+        # log D_t of the task's last batch; nan = not seen yet.
+        self.register_buffer("last_log_loss", torch.full((k,), float("nan"), dtype=torch.float32))
+        self.register_buffer("adam_exp_avg", torch.zeros(k, dtype=torch.float32))
+        self.register_buffer("adam_exp_avg_sq", torch.zeros(k, dtype=torch.float32))
+        self.register_buffer("adam_steps", torch.zeros((), dtype=torch.long))
+
+    @staticmethod
+    def _log_loss(loss: torch.Tensor) -> torch.Tensor:
+        return torch.log(loss.float().clamp_min(0.0) + EPS)
+
+    @torch.no_grad()
+    def _update_logits(self, idx: torch.Tensor, log_now: torch.Tensor) -> None:
+        """One Adam step on ξ from δ = remembered - current log-loss of the present tasks."""
+        last = self.last_log_loss[idx]
+        known = torch.isfinite(last) & torch.isfinite(log_now)
+        if not bool(known.any()):
+            return
+        delta = torch.zeros_like(self.logits)
+        delta[idx] = torch.where(known, last - log_now, torch.zeros_like(log_now))
+        z = torch.softmax(self.logits, dim=0)
+        grad = z * (delta - (z * delta).sum())  # J_softmaxᵀ δ (J is symmetric)
+        grad = grad + self.gamma * self.logits  # Adam's L2 weight decay, as torch.optim.Adam does it
+        b1, b2 = self.ADAM_BETAS
+        self.adam_steps += 1
+        step = int(self.adam_steps)
+        self.adam_exp_avg.mul_(b1).add_(grad, alpha=1 - b1)
+        self.adam_exp_avg_sq.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        denom = (self.adam_exp_avg_sq / (1 - b2**step)).sqrt() + self.ADAM_EPS
+        self.logits.sub_(self.logit_lr / (1 - b1**step) * self.adam_exp_avg / denom)
+
+    def combine(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Σ (z_t / c) · log(L_t + EPS) over the tasks present; updates ξ first (training mode)."""
+        self._check(losses)
+        device = self.logits.device
+        idx = torch.tensor([self._index[t] for t in losses], device=device)
+        log_now = torch.stack([self._log_loss(loss.detach()).to(device) for loss in losses.values()])
+        with torch.no_grad():
+            if self.training:
+                self._update_logits(idx, log_now)
+            z = torch.softmax(self.logits, dim=0)
+            log_d = self.last_log_loss.clone()
+            log_d[idx] = log_now
+            inv = z * torch.exp(-log_d)  # z_j / D_j: current loss if present, else remembered
+            c = torch.where(torch.isfinite(inv), inv, torch.zeros_like(inv)).sum().clamp_min(torch.finfo(torch.float32).tiny)
+            coef = z / c
+            if self.training:
+                keep = torch.isfinite(log_now)
+                self.last_log_loss[idx] = torch.where(keep, log_now, self.last_log_loss[idx])
+        total: torch.Tensor | float = 0.0
+        for task, loss in losses.items():
+            total = total + coef[self._index[task]].to(loss.device) * self._log_loss(loss)
+        return total  # type: ignore[return-value]
+
+    def weights(self) -> dict[str, float]:
+        """z = softmax(ξ) per task."""
+        return dict(zip(self.tasks, torch.softmax(self.logits.detach().float(), dim=0).cpu().tolist()))
+
+    def extra_repr(self) -> str:
+        """Show tasks and the logit optimiser's settings in print(module)."""
+        return f"tasks={self.tasks}, logit_lr={self.logit_lr}, gamma={self.gamma}"
+
+
 WEIGHTINGS: dict[str, type[LossWeighting]] = {
     cls.name: cls
-    for cls in (EqualWeighting, StaticWeighting, UncertaintyWeighting, DynamicWeightAverage)
+    for cls in (EqualWeighting, StaticWeighting, UncertaintyWeighting, DynamicWeightAverage, LossScaleWeighting, FAMO)
 }
 
 
