@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from polyhead.bench import benchmark as bm
+from polyhead.bench import study as st
 from train_helpers import NER, TOPICS, tiny_encoder_dir
 
 SENTIMENT = {"positive": ["a lovely warm film", "great acting and story", "i loved every minute"],
@@ -115,7 +116,7 @@ def test_subset_is_seeded_and_keeps_conll_sentences(tmp_path: Path) -> None:
 
 
 def test_study_scenarios_on_tiny_data(configs: dict[str, Path], tmp_path: Path) -> None:
-    doc = bm.run_study(configs["joint"], tmp_path / "study", tmp_path / "results", subset=bm.QUICK,
+    doc = st.run_study(configs["joint"], tmp_path / "study", tmp_path / "results", subset=bm.QUICK,
                        scenarios=["frozen-backbone", "gradual-unfreezing", "head-frozen"],
                        command="polyhead benchmark --study --quick", log=lambda m: None)
     _check_schema(doc)
@@ -185,10 +186,10 @@ def test_merge_refuses_subsets_and_garbage(tmp_path: Path) -> None:
 
 def test_results_file_accumulates_scenarios_across_invocations(configs: dict[str, Path], tmp_path: Path) -> None:
     """Running one more scenario adds it to the results file instead of dropping the others' figures."""
-    first = bm.run_study(configs["joint"], tmp_path / "s1", tmp_path / "results", subset=bm.QUICK,
+    first = st.run_study(configs["joint"], tmp_path / "s1", tmp_path / "results", subset=bm.QUICK,
                          scenarios=["frozen-all"], command="polyhead benchmark --study --quick --scenarios frozen-all",
                          log=lambda m: None)
-    second = bm.run_study(configs["joint"], tmp_path / "s2", tmp_path / "results", subset=bm.QUICK,
+    second = st.run_study(configs["joint"], tmp_path / "s2", tmp_path / "results", subset=bm.QUICK,
                           scenarios=["frozen-backbone"], command="polyhead benchmark --study --quick --scenarios frozen-backbone",
                           log=lambda m: None)
     assert {r["run"] for r in second["records"]} == {"frozen-backbone"}  # the output folder holds this invocation only
@@ -238,7 +239,7 @@ def test_output_dir_replaces_only_what_a_benchmark_made(tmp_path: Path) -> None:
 
 
 def test_study_over_seeds_reports_mean_sd_and_difference_from_single_task(configs: dict[str, Path], tmp_path: Path) -> None:
-    doc = bm.run_study(configs["joint"], tmp_path / "study", tmp_path / "results", subset=bm.QUICK,
+    doc = st.run_study(configs["joint"], tmp_path / "study", tmp_path / "results", subset=bm.QUICK,
                        scenarios=["single-task", "full"], single_dir=configs["single"], seeds=[0, 1],
                        recipes={"heavier-sts": ["tasks.stsb.weight=3", "training.weighting=static"]},
                        command="polyhead benchmark --study --quick --seeds 0,1", log=lambda m: None, results_name="quality-quick")
@@ -260,8 +261,8 @@ def test_study_over_seeds_reports_mean_sd_and_difference_from_single_task(config
 
 def test_parallel_jobs_give_the_runs_of_the_in_process_study(configs: dict[str, Path], tmp_path: Path) -> None:
     kw = dict(subset=bm.QUICK, scenarios=["full", "frozen-backbone"], seeds=[5], log=lambda m: None, results_dir=None)
-    one = bm.run_study(configs["joint"], tmp_path / "one", **kw)
-    two = bm.run_study(configs["joint"], tmp_path / "two", jobs=2, **kw)
+    one = st.run_study(configs["joint"], tmp_path / "one", **kw)
+    two = st.run_study(configs["joint"], tmp_path / "two", jobs=2, **kw)
 
     def key(doc: dict) -> dict:
         return {(r["run"], r["task"], r["metric"], r["split"]): r["value"] for r in doc["records"]}
@@ -272,11 +273,11 @@ def test_parallel_jobs_give_the_runs_of_the_in_process_study(configs: dict[str, 
 
 
 def test_recipe_and_seed_parsing() -> None:
-    assert bm.parse_recipe("best=tasks.stsb.loss=cosent; training.weighting=famo;+distill") == (
+    assert st.parse_recipe("best=tasks.stsb.loss=cosent; training.weighting=famo;+distill") == (
         "best", ["tasks.stsb.loss=cosent", "training.weighting=famo", "+distill"])
     for bad in ("noequals", "=x=1", "full=training.lr=1"):
         with pytest.raises(bm.PolyheadError):
-            bm.parse_recipe(bad)
+            st.parse_recipe(bad)
     assert bm.parse_seeds("0,1,2") == [0, 1, 2]
     for bad in ("a", "1,1", "-1", ""):
         with pytest.raises(bm.PolyheadError):

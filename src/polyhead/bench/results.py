@@ -163,7 +163,8 @@ def study_markdown(doc: dict[str, Any]) -> str:
     """Per scenario: each task's test score, the run's seconds and trainable parameters."""
     recs = doc["records"]
     lines = [
-        f"Freezing / transfer-learning study: {doc['date']}, {doc['machine']}, {_total(doc)}",
+        f"{'Joint-quality study' if any(x in QUALITY_SCENARIOS and x != 'full' for x in doc['scenarios']) else 'Freezing / transfer-learning study'}"
+        f" (scenarios on a subset): {doc['date']}, {doc['machine']}, {_total(doc)}",
         *_command_lines(doc),
         f"Subset (same for every scenario): {doc['subset']}",
         "",

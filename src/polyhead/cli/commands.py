@@ -385,12 +385,14 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         return 0
     seeds = bm.parse_seeds(args.seeds) if args.seeds else None
     if args.study:
-        recipes = dict(bm.parse_recipe(r) for r in args.recipe)
-        scenarios = args.scenarios.split(",") if args.scenarios else list(bm.DEFAULT_STUDY_SCENARIOS)
+        from ..bench import study as st
+
+        recipes = dict(st.parse_recipe(r) for r in args.recipe)
+        scenarios = args.scenarios.split(",") if args.scenarios else list(st.DEFAULT_STUDY_SCENARIOS)
         scenarios += [r for r in recipes if r not in scenarios]
         subset = bm.QUICK if args.quick else bm.parse_subset(args.subset) if args.subset else bm.STUDY
         out = args.output_dir or ("runs/benchmark/study-quick" if args.quick else "runs/benchmark/study")
-        doc = bm.run_study(args.config, out, args.results_dir, subset, scenarios, args.set, command, force=args.force,
+        doc = st.run_study(args.config, out, args.results_dir, subset, scenarios, args.set, command, force=args.force,
                            seeds=seeds, jobs=args.jobs, recipes=recipes, single_dir=args.single_dir, results_name=args.name)
         print(study_markdown(doc))
         return 0

@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..modeling.tasks import TaskSpec
 from .data import Source, batch_indices, collate
@@ -48,5 +49,9 @@ class BatchStream:
         idx = self.perms[key][k % per_cycle]
         if len(idx) < self.world:
             idx = np.resize(idx, self.world)
-        examples = [src.splits["train"][i] for i in idx[self.rank :: self.world]]
-        return to_device(collate(examples, src, self.specs, self.tokenizer, self.max_length), self.device)
+        mine = idx[self.rank :: self.world]
+        examples = [src.splits["train"][i] for i in mine]
+        batch = to_device(collate(examples, src, self.specs, self.tokenizer, self.max_length), self.device)
+        # Which examples these are (on the CPU): distillation looks up their cached targets.
+        batch["source"], batch["index"] = name, torch.tensor(mine, dtype=torch.long)
+        return batch

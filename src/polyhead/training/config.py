@@ -192,6 +192,13 @@ class TrainingConfig:
     keep_checkpoints: bool = False  # keep checkpoints after a successful run
     log_every: int = opt(10, ge=1)
     init_from: str | None = None  # a saved polyhead model to start from (encoder + matching heads)
+    # Distillation (docs/training.md, "Distillation"): task -> a saved model trained on that task
+    # alone, whose logits (classification, token) or embeddings (similarity) become soft targets.
+    distill_teachers: dict[str, str] = field(default_factory=dict)
+    distill_lambda: float = opt(1.0, ge=0.0, le=1.0)  # the teacher's share of the target at the start
+    distill_anneal: bool = True  # teacher annealing (BAM): that share falls linearly to 0 over the run
+    distill_weight: float = opt(1.0, ge=0.0)  # similarity teachers: weight of the embedding MSE term
+    anchor_weight: float = opt(0.0, ge=0.0)  # hold embeddings near the starting encoder's; 0 = off
     # Frozen encoder (freeze.encoder): each split is encoded once and the heads fit on the cached
     # features (docs/training.md, "Frozen encoder").
     head_solver: str = opt("auto", choices=HEAD_SOLVERS)

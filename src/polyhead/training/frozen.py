@@ -240,32 +240,6 @@ def fit_frozen_heads(
     return report
 
 
-def refit_heads(model: MultiTaskModel, sources: list[Source], cfg: RunConfig, say: Callable[[str], None]) -> dict[str, str]:
-    """The optional second stage of joint training: refit each per-text head on the trained, now
-    frozen encoder (cached features, the frozen-head solvers) and keep the refit head only where its
-    dev score beats the jointly trained one. The encoder does not change. Returns a line per task."""
-    tr = cfg.training
-    names = [t for t in model.tasks if head_class(model.tasks[t]).per_text]
-    if not names:
-        return {}
-    with torch.no_grad():
-        before = evaluate(model, sources, "dev", tr.eval_batch_size)
-        old = {t: {k: v.clone() for k, v in model.heads[t].state_dict().items()} for t in names}
-    report = fit_frozen_heads(model, sources, names, solver="auto", l2=tr.head_l2, head_lr=tr.head_lr,
-                              weight_decay=tr.weight_decay, seed=tr.seed, progress=False, say=say)
-    lines = {}
-    for t in names:
-        metric = METRIC_FOR_KIND[model.tasks[t].kind]
-        was, now = (before.get(t) or {}).get(metric), (report.dev.get(t) or {}).get(metric)
-        if was is None or now is None or now <= was:
-            model.heads[t].load_state_dict(old[t])
-            lines[t] = f"{t}: kept the jointly trained head (dev {metric} {was} -> refit {now})"
-        else:
-            lines[t] = f"{t}: refit head kept (dev {metric} {was:.4f} -> {now:.4f})"
-        say(lines[t])
-    return lines
-
-
 def _solver_for(head: nn.Module, spec: TaskSpec, solver: str) -> str:
     linear = spec.hidden_dim is None
     if solver == "auto":

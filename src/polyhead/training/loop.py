@@ -24,15 +24,17 @@ from ..console import say as console_say
 from ..errors import PolyheadError
 from ..modeling.model import MultiTaskModel, load
 from ..modeling.tasks import TaskSpec
-from . import checkpoint
+from . import checkpoint, distill
 from .batches import BatchStream
 from .build import build_model, lr_lambda, make_weighting
 from .checkpoint import CHECKPOINT_DIR
 from .config import RunConfig
 from .data import Source, build_sources, describe
+from .distill import Distiller
 from .evaluation import evaluate, headline, plot_curves, selection_reference, summarize, write_training_files
 from .freezing import GradualUnfreezer, apply_freezing, param_groups
-from .frozen import refit_heads, train_frozen, uses_feature_cache
+from .frozen import train_frozen, uses_feature_cache
+from .refit import refit_heads
 from .sampling import TaskSampler
 from .state import TrainResult, TrainState
 from .weighting import LossWeighting
@@ -44,28 +46,33 @@ __all__ = ["TrainResult", "TrainState", "train", "evaluate", "build_model", "hea
 class Objective(nn.Module):
     """Model + loss weighting in one module, so one DDP wrapper syncs both."""
 
-    def __init__(self, model: MultiTaskModel, weighting: LossWeighting) -> None:
+    def __init__(self, model: MultiTaskModel, weighting: LossWeighting, distiller: Distiller | None = None) -> None:
         super().__init__()
         self.model = model
         self.weighting = weighting
+        self.distiller = distiller  # cached teacher/anchor targets (distill.py); not a module, never saved
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """One encoder pass (two for a pair batch); each labelled task's loss; their weighted sum."""
-        model = self.model
+        """One encoder pass (two for a pair batch); each labelled task's loss; their weighted sum
+        (plus, with training.anchor_weight, the anchor term, which no weighting sees)."""
+        model, distiller = self.model, self.distiller
         if batch["kind"] == "pair":
             task = batch["task"]
             head = model.heads[task]
-            a = head(model.encoder(**batch["a"]))
-            b = head(model.encoder(**batch["b"]))
-            losses = {task: head.loss(a, b, batch["scores"])}
+            features = [model.encoder(**batch["a"]), model.encoder(**batch["b"])]
+            a, b = head(features[0]), head(features[1])
+            losses = {task: distiller.pair_loss(batch, head, a, b) if distiller else head.loss(a, b, batch["scores"])}
         else:
-            feats = model.encoder(**batch["inputs"])
+            features = [model.encoder(**batch["inputs"])]
             losses = {}
             for task, labels in batch["labels"].items():
                 if (labels != -100).any():  # a batch may hold no label for one of its tasks
                     head = model.heads[task]
-                    losses[task] = head.loss(head(feats), labels)
-        return self.weighting.combine(losses), losses
+                    out = head(features[0])
+                    losses[task] = distiller.text_loss(batch, task, head, out, labels) if distiller else head.loss(out, labels)
+        total = self.weighting.combine(losses)
+        anchor = distiller.anchor_loss(batch, [f["pooled"] for f in features]) if distiller else None
+        return (total if anchor is None else total + anchor), losses
 
 
 @dataclass
@@ -89,6 +96,7 @@ class Run:
     unfreezer: GradualUnfreezer | None
     total_steps: int
     trainable: int
+    distiller: Distiller | None = None  # training.distill_teachers / anchor_weight
 
     @property
     def main(self) -> bool:
@@ -102,8 +110,11 @@ class Run:
 
     @property
     def run_info(self) -> dict[str, Any]:
-        """What besides the config must match on resume: process count and training-set sizes."""
-        return {"processes": self.accelerator.num_processes, "train_examples": {s.name: len(s.splits["train"]) for s in self.sources}}
+        """What besides the config must match on resume: process count, training-set sizes, teachers."""
+        info = {"processes": self.accelerator.num_processes, "train_examples": {s.name: len(s.splits["train"]) for s in self.sources}}
+        if self.distiller is not None and self.distiller.fingerprints:
+            info["teachers"] = self.distiller.fingerprints  # a teacher retrained since would change the targets
+        return info
 
 
 # -- the loop -----------------------------------------------------------------------------------
@@ -129,6 +140,7 @@ def train(
 
     # -- 1. Refuse, before any work, what would lose someone's files ----------------------------
     checkpoint.check_output_dir(out, resume, overwrite)
+    distill.check_config(cfg)  # teachers and anchor need the per-batch loop (not a frozen encoder)
 
     # -- 2. Devices, precision, processes --------------------------------------------------------
     accelerator = make_accelerator(tr.accelerate_precision(device), device)
@@ -271,7 +283,9 @@ def build_run(cfg: RunConfig, out: Path, accelerator: Any, say: Callable[[str], 
         total_steps = min(total_steps, tr.max_steps)
     say(f"{tr.epochs} epoch(s) x {steps_per_epoch} batches; {total_steps} optimiser steps; sampling {tr.sampling} {sampler.probabilities()}")
 
-    objective: nn.Module = Objective(model, weighting)
+    # Teacher and anchor targets, from the model as built: before any update or restored checkpoint.
+    distiller = distill.build_distiller(cfg, sources, specs, model, total_steps, say)
+    objective: nn.Module = Objective(model, weighting, distiller)
     optimizer = torch.optim.AdamW(groups, lr=tr.lr) if groups else None
     scheduler = None
     if optimizer is not None:
@@ -279,7 +293,7 @@ def build_run(cfg: RunConfig, out: Path, accelerator: Any, say: Callable[[str], 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tr.scheduler, warmup, total_steps))
         objective, optimizer = accelerator.prepare(objective, optimizer)
     return Run(cfg, out, accelerator, say, sources, specs, model, weighting, objective, optimizer, scheduler, groups,
-               batches, sampler, unfreezer, total_steps, trainable)
+               batches, sampler, unfreezer, total_steps, trainable, distiller)
 
 
 # -- 4. resume ----------------------------------------------------------------------------------
@@ -312,6 +326,8 @@ def maybe_unfreeze(run: Run, state: TrainState, epoch: int) -> None:
 
 def forward_backward(run: Run, state: TrainState, batch: dict[str, Any], sync: bool) -> dict[str, torch.Tensor]:
     """Losses of one batch and their gradient (gradients sync across processes only when `sync`)."""
+    if run.distiller is not None:
+        run.distiller.step = state.global_step  # the teacher's share anneals with the optimiser step
     with contextlib.nullcontext() if sync else run.accelerator.no_sync(run.objective):
         total, losses = run.objective(batch)
         if total.requires_grad:  # e.g. a similarity batch with a frozen backbone trains nothing
@@ -344,6 +360,9 @@ def log_losses(run: Run, state: TrainState, epoch: int, losses: dict[str, torch.
     for task, loss in losses.items():
         state.history.append({"type": "train", "step": step, "epoch": epoch + 1, "task": task, "loss": loss.item(),
                               "weight": weights.get(task, 1.0), "lr": lr})
+    if run.distiller is not None and run.distiller.last_anchor is not None:  # the anchor's distance, unweighted
+        state.history.append({"type": "anchor", "step": step, "epoch": epoch + 1, "task": "", "loss": run.distiller.last_anchor.item(),
+                              "weight": run.distiller.anchor_weight, "lr": lr})
 
 
 def evaluate_and_keep_best(run: Run, state: TrainState, epoch: int) -> bool:

@@ -1,0 +1,219 @@
+"""What the benchmark and the studies share: the machine's description, the output folder that
+replaces only what a benchmark made, configs pointed at subset files, and the jobs runner that
+trains a plan of runs one at a time or in worker processes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import PolyheadError
+from ..io import check_replaceable_dir, read_json, write_json_atomic
+from ..training.config import RunConfig, load_config
+from .subset import Subset, apply_subset
+
+MARKER = "polyhead-benchmark.json"
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`0,1,2` -> [0, 1, 2]: the training seeds to repeat each run with."""
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise PolyheadError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise PolyheadError(f"--seeds {text!r}: expected distinct non-negative integers, e.g. 0,1,2")
+    return seeds
+
+
+# -- environment ---------------------------------------------------------------------------------
+def machine_description() -> str:
+    """CPU model and core count (from lscpu), and the GPU when CUDA is available."""
+    model, cores = platform.processor() or platform.machine(), None
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "Model name":
+                model = value.strip()
+            elif key.strip() == "CPU(s)":
+                cores = value.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    desc = f"{model}, {cores or os.cpu_count()} CPU cores"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            desc += f", GPU {torch.cuda.get_device_name(0)}"
+        else:
+            desc += ", no GPU"
+    except Exception:  # the description must never fail a run
+        pass
+    return desc
+
+
+class OutputDir:
+    """A benchmark's output folder, which replaces only what an earlier benchmark made there.
+
+    The marker file lists every folder the benchmark created, written *before* the folder is,
+    so an interrupted run's folders count too. A folder not listed (a user's model, notes)
+    is replaced only with force; a non-empty output folder without the marker is refused.
+    """
+
+    def __init__(self, root: str | Path, force: bool = False) -> None:
+        self.root, self.force = Path(root), force
+        check_replaceable_dir(self.root, [MARKER], "a benchmark output folder", force)
+        marker = self.root / MARKER
+        self.made: set[str] = set(read_json(marker).get("folders", [])) if marker.is_file() else set()
+
+    def fresh(self, name: str) -> Path:
+        """An empty path root/name for this invocation: an earlier benchmark's folder is deleted."""
+        path = self.root / name
+        if path.exists() or path.is_symlink():
+            if name not in self.made and not self.force:
+                raise PolyheadError(
+                    f"{path} was not made by polyhead benchmark (not listed in {self.root / MARKER}); "
+                    "choose another --output-dir or pass --force to replace it"
+                )
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        self.made.add(name)
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.root / MARKER, {"format": "polyhead-benchmark-output", "folders": sorted(self.made)})
+        return path
+
+
+def start_run(out: OutputDir, command: str | None, subset: Any) -> tuple[Path, float, dict[str, Any]]:
+    """A fresh work folder, the start time, and the results header shared by benchmark and study."""
+    work = out.fresh("work")  # subset files are reused within one invocation, never across
+    doc: dict[str, Any] = {
+        "machine": machine_description(), "date": now_iso(),
+        "command": command or " ".join(["polyhead", *sys.argv[1:]]),
+        "subset": subset.describe() if subset else None, "total_seconds": 0.0, "records": [],
+    }
+    return work, time.time(), doc
+
+
+def now_iso() -> str:
+    """The local time, ISO 8601 with offset."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+# -- running ---------------------------------------------------------------------------------------
+def train_one(cfg: RunConfig, out: Path, say: Callable[[str], None]) -> Any:
+    """Train one config into a fresh folder (from OutputDir.fresh); return the TrainResult.
+
+    The loop's own lines (data, sizes, one dev summary per epoch, test) go to `say` prefixed
+    with the run's folder name, and a progress bar shows when stderr is a terminal: a full
+    run takes long enough that silence would look like a hang.
+    """
+    from ..training.loop import train
+
+    return train(cfg, out, progress=sys.stderr.isatty(), device="cpu" if cpu_only() else None,
+                 log=lambda m: say(f"[{out.name}] {m}"))
+
+
+def cpu_only() -> bool:
+    """True when there is no CUDA device."""
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def load_run_config(path: Path, overrides: list[str], subset: Subset | None, workdir: Path) -> RunConfig:
+    """A config with overrides applied, pointed at subset files when a subset is given."""
+    cfg = load_config(path, overrides)
+    if subset is not None:
+        apply_subset(cfg, subset, workdir)
+    return cfg
+
+
+
+@dataclasses.dataclass
+class Job:
+    """One training of the study: a scenario (or recipe) on one seed; single-task runs name their task."""
+
+    scenario: str
+    seed: int | None
+    folder: str
+    cfg: RunConfig | None = None
+    task: str | None = None
+    needs: tuple[str, ...] = ()  # folders that must be trained first (distill's teachers, head-frozen's start)
+
+
+def run_jobs(plan: list[Job], jobs: int, out: OutputDir, say: Callable[[str], None],
+              done: Callable[[Job, dict[str, Any]], None], head_frozen: Callable[[Job], dict[str, Any]]) -> None:
+    """Train the plan, `jobs` at a time; a job starts once the folders it needs are trained.
+
+    jobs == 1 trains in this process, in plan order. jobs > 1 trains in spawned worker processes
+    (CUDA and the tokenizers cannot be forked safely), each with its share of the CPU threads,
+    so that small runs keep a GPU or several cores busy. head-frozen jobs run in this process.
+    """
+    finished: set[str] = set()
+    pending = list(plan)
+    if jobs == 1:
+        for job in pending:
+            out.fresh(job.folder)
+            result = head_frozen(job) if job.cfg is None else train_job(job.cfg, str(out.root / job.folder), job.folder, 0,
+                                                                        cpu_only(), sys.stderr.isatty(), say)
+            done(job, result)
+        return
+    import concurrent.futures as cf
+    import multiprocessing
+
+    threads = int(os.environ.get("OMP_NUM_THREADS") or 0) or max(1, (os.cpu_count() or 1) // jobs)
+    running: dict[cf.Future, Job] = {}
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        while pending or running:
+            for job in [j for j in pending if all(n in finished for n in j.needs)]:
+                if job.cfg is None:
+                    continue  # head-frozen: below, in this process, when nothing else is waiting on it
+                if len(running) >= jobs:
+                    break
+                pending.remove(job)
+                out.fresh(job.folder)
+                running[pool.submit(train_job, job.cfg, str(out.root / job.folder), job.folder, threads, cpu_only(), False)] = job
+            if not running:
+                ready = [j for j in pending if j.cfg is None and all(n in finished for n in j.needs)]
+                if not ready:
+                    raise PolyheadError("the study's plan cannot proceed: a job needs a run that is not planned")
+                job = ready[0]
+                pending.remove(job)
+                out.fresh(job.folder)
+                done(job, head_frozen(job))
+                finished.add(job.folder)
+                continue
+            first = next(cf.as_completed(running))
+            job = running.pop(first)
+            done(job, first.result())  # a failed run raises here, with its own message
+            finished.add(job.folder)
+
+
+def train_job(cfg: RunConfig, out: str, name: str, threads: int, cpu: bool, progress: bool,
+               say: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """One training (in this process, logging to `say`, or in a worker, logging to stderr): its test
+    and dev scores, seconds and trainable parameters. The run's lines are prefixed with its folder name."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    from ..training.loop import train
+
+    def log(message: str) -> None:
+        if say is None:
+            print(f"polyhead: [{name}] {message}", file=sys.stderr, flush=True)
+        else:
+            say(f"[{name}] {message}")
+
+    result = train(cfg, out, progress=progress, device="cpu" if cpu else None, log=log)
+    return {"test": result.test, "dev": result.dev, "seconds": result.seconds, "trainable": result.trainable_params}

@@ -1,0 +1,209 @@
+"""Studies: the joint config trained under named scenarios on one documented subset, each
+scenario one change (freezing choices; the joint-quality program's losses, weightings,
+distillation), optionally over several seeds and with named recipes (override lists). Writes
+study.json + .md (or --name's file) with mean ± sd per cell and the difference from single-task
+on the same seed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..errors import PolyheadError
+from ..training.config import RunConfig
+from .harness import Job, OutputDir, cpu_only, load_run_config, parse_seeds, run_jobs, start_run, train_one  # noqa: F401
+from .results import DEFAULT_STUDY_SCENARIOS, METRICS, SCENARIOS, TASKS, ResultsWriter, records_from, study_markdown
+from .subset import QUICK, STUDY, Subset
+
+FROZEN_HEAD_TASK = "sentiment"
+
+
+def _gradual_every(cfg: RunConfig) -> int:
+    """Steps per unfreezing stage so that every stage (top layer .. embeddings) opens by ~85% of training."""
+    from ..training.data import build_sources
+    from ..training.sampling import TaskSampler
+
+    sources, _ = build_sources(cfg, splits=("train",))
+    tr = cfg.training
+    batches = {s.name: max(1, math.ceil(len(s.splits["train"]) / s.batch_size)) for s in sources}
+    per_epoch = len(TaskSampler(batches, tr.sampling, tr.temperature, tr.seed, tr.steps_per_epoch).epoch_schedule(0))
+    total = per_epoch * tr.epochs
+    from transformers import AutoConfig
+
+    from ..modeling.encoder import resolve_model_path
+
+    n_layers = AutoConfig.from_pretrained(resolve_model_path(cfg.encoder.model)).num_hidden_layers
+    return max(1, int(0.85 * total) // (n_layers + 1))
+
+
+# One change each against `full`, the joint config as it is (the joint-quality program,
+# docs/choices.md). "single-task" and "distill" are built in run_study: distill's teachers are the
+# single-task models of the same seed.
+QUALITY_OVERRIDES: dict[str, list[str]] = {
+    "sts-cosent": ["tasks.stsb.loss=cosent"],
+    "sts-angle": ["tasks.stsb.loss=angle"],
+    "loss-scale": ["training.weighting=loss_scale"],
+    "famo": ["training.weighting=famo"],
+    "anchor": ["training.anchor_weight=1.0"],
+}
+DISTILL = "+distill"  # in a recipe's overrides: the same seed's single-task models are its teachers
+
+
+def parse_recipe(text: str) -> tuple[str, list[str]]:
+    """`NAME=KEY=VALUE;KEY=VALUE;+distill` -> (NAME, overrides): a named joint variant for the study."""
+    name, sep, rest = text.partition("=")
+    if not sep or not name or not rest:
+        raise PolyheadError(f"--recipe {text!r} must look like NAME=KEY=VALUE[;KEY=VALUE...] (';' separates overrides; "
+                            f"'{DISTILL}' adds the same seed's single-task models as teachers)")
+    if name in SCENARIOS:
+        raise PolyheadError(f"--recipe name {name!r} is a built-in scenario; choose another name")
+    return name, [o.strip() for o in rest.split(";") if o.strip()]
+
+
+def run_study(
+    config: str | Path = "configs/benchmark.yaml",
+    output_dir: str | Path = "runs/benchmark/study",
+    results_dir: str | Path | None = "benchmarks/results",
+    subset: Subset = STUDY,
+    scenarios: Sequence[str] = DEFAULT_STUDY_SCENARIOS,
+    overrides: Sequence[str] = (),
+    command: str | None = None,
+    log: Callable[[str], None] | None = None,
+    force: bool = False,
+    seeds: Sequence[int] | None = None,
+    jobs: int = 1,
+    recipes: dict[str, list[str]] | None = None,
+    single_dir: str | Path = "configs/single",
+    results_name: str | None = None,
+) -> dict[str, Any]:
+    """Train the joint config under each scenario on one subset; write study.json + .md.
+
+    seeds: repeat every run with each training seed (cells become mean ± sd); jobs: trainings run
+    at once in separate processes (threads split between them); recipes: named override lists
+    trained like scenarios. force=True lets the study replace folders in output_dir that no
+    earlier benchmark made. results_name: the results file's stem (default study / study-quick).
+    """
+    say = log or (lambda m: print(f"polyhead study: {m}", file=sys.stderr, flush=True))
+    recipes = dict(recipes or {})
+    bad = [s for s in scenarios if s not in SCENARIOS and s not in recipes]
+    if bad:
+        raise PolyheadError(f"unknown scenario(s) {', '.join(bad)}; choose from {', '.join(SCENARIOS)}")
+    if jobs < 1:
+        raise PolyheadError(f"--jobs must be at least 1, got {jobs}")
+    wanted = set(scenarios) | set(recipes) | ({"full"} if "head-frozen" in scenarios else set())  # it continues from `full`
+    if "distill" in wanted or any(DISTILL in o for o in recipes.values()):
+        wanted.add("single-task")  # the teachers
+    # single-task first: the reference row, and the teachers that distill waits for
+    ordered = (["single-task"] if "single-task" in wanted else []) + [s for s in SCENARIOS if s in wanted and s != "single-task"]
+    ordered += [r for r in recipes if r in wanted]
+    out = OutputDir(output_dir, force)
+    work, t0, doc = start_run(out, command, subset)
+    doc.update(scenarios=ordered, notes={})
+    if seeds:
+        doc["seeds"] = list(seeds)
+    name = results_name or ("study-quick" if subset == QUICK else "study")  # a quick study never overwrites the real one
+    results = ResultsWriter(out.root / "study.json", None if results_dir is None else Path(results_dir) / f"{name}.json", study_markdown)
+    base = list(overrides)
+    static = {
+        "frozen-all": ["freeze.all=true"],
+        "frozen-backbone": ["freeze.encoder=true"],
+        "full": [],
+        "layer-decay": ["training.layer_decay=0.8"],
+        "uncertainty-weighting": ["training.weighting=uncertainty"],
+        "proportional-sampling": ["training.sampling=proportional"],
+        # STS-B's cosine-MSE loss runs ~10x smaller than the others' cross-entropy (docs/choices.md)
+        "stsb-weighted": ["training.weighting=static", "tasks.stsb.weight=10"],
+        **QUALITY_OVERRIDES,
+        **{r: o for r, o in recipes.items() if DISTILL not in o},
+    }
+    config, single_dir = Path(config), Path(single_dir)
+
+    def folder(scenario: str, seed: int | None, task: str | None = None) -> str:
+        return "-".join([scenario] + ([task] if task else []) + ([f"s{seed}"] if seed is not None else []))
+
+    def seeded(extra: list[str], seed: int | None) -> list[str]:
+        return base + extra + ([f"training.seed={seed}"] if seed is not None else [])
+
+    plan: list[Job] = []
+    for seed in list(seeds) if seeds else [None]:
+        for scenario in ordered:
+            if scenario == "single-task":
+                for task in TASKS:
+                    cfg = load_run_config(single_dir / f"{task}.yaml", seeded([], seed), subset, work)
+                    plan.append(Job(scenario, seed, folder(scenario, seed, task), cfg, task))
+            elif scenario in static:
+                plan.append(Job(scenario, seed, folder(scenario, seed), load_run_config(config, seeded(static[scenario], seed), subset, work)))
+            elif scenario == "gradual-unfreezing":
+                cfg = load_run_config(config, seeded([], seed), subset, work)
+                cfg.freeze.gradual_unfreezing = _gradual_every(cfg)
+                cfg.freeze.gradual_unit = "step"
+                plan.append(Job(scenario, seed, folder(scenario, seed), cfg))
+            elif scenario == "head-frozen":
+                plan.append(Job(scenario, seed, folder(scenario, seed), needs=(folder("full", seed),)))
+            else:  # distill, or a recipe with +distill: the same seed's single-task models teach
+                extra = [o for o in (recipes.get(scenario) or []) if o != DISTILL]
+                teachers = {t: str((out.root / folder("single-task", seed, t)).resolve()) for t in TASKS}
+                cfg = load_run_config(config, seeded(extra, seed), subset, work)
+                cfg.training.distill_teachers = {t: p for t, p in teachers.items() if any(x.name == t for x in cfg.tasks)}
+                plan.append(Job(scenario, seed, folder(scenario, seed), cfg,
+                                 needs=tuple(folder("single-task", seed, t) for t in cfg.training.distill_teachers)))
+
+    def done(job: Job, result: dict[str, Any]) -> None:
+        doc["records"].extend(records_from(job.scenario, result["test"], result["seconds"], result["trainable"],
+                                           seed=job.seed, dev=result.get("dev") if seeds else None))
+        if result.get("note"):
+            doc["notes"][job.folder if seeds else job.scenario] = result["note"]
+        doc["total_seconds"] = round(time.time() - t0, 1)
+        results.write(doc)  # after every run: a long study that dies keeps what finished
+        say(f"{job.folder}: " + ", ".join(f"{t} {METRICS[t][0]}={m[METRICS[t][0]]:.4f}" for t, m in result["test"].items() if t in METRICS)
+            + f" ({result['seconds']:.0f}s, {result['trainable']:,} trainable)")
+
+    def head_frozen(job: Job) -> dict[str, Any]:
+        return _head_frozen(config, seeded([], job.seed), subset, work, out, say, start=job.needs[0], name=job.folder)
+
+    run_jobs(plan, jobs, out, say, done, head_frozen)
+    doc["total_seconds"] = round(time.time() - t0, 1)
+    results.write(doc)
+    say(f"wrote {', '.join(str(p) for p in results.paths)}")
+    return doc
+
+
+def _head_frozen(config: Path, base: list[str], subset: Subset, work: Path, out: OutputDir, say: Callable[[str], None],
+                 start: str = "full", name: str = "head-frozen") -> dict[str, Any]:
+    """Continue the full fine-tune on every task but one, whose head stays as it was; re-score all.
+
+    The frozen task gets no gradient at all (its data is left out), so its head is exactly the
+    one trained with the old backbone: the score shows what moving the backbone does to it.
+    """
+    from ..training.data import build_sources
+    from ..modeling.model import load
+    from ..training.evaluation import evaluate
+
+    start_dir = out.root / start
+    cfg = load_run_config(config, base + [f"training.init_from={start_dir}"], subset, work)
+    frozen = [t for t in cfg.tasks if t.name == FROZEN_HEAD_TASK]
+    cfg.tasks = [t for t in cfg.tasks if t.name != FROZEN_HEAD_TASK]
+    result = train_one(cfg, out.root / name, say)
+    test = dict(result.test)
+    if frozen:
+        old = load(start_dir, device="cpu" if cpu_only() else None)
+        model = load(out.root / name, device=old.device)
+        model.add_task(old.tasks[FROZEN_HEAD_TASK])
+        model.heads[FROZEN_HEAD_TASK].load_state_dict(old.heads[FROZEN_HEAD_TASK].state_dict())
+        frozen[0].labels = list(old.tasks[FROZEN_HEAD_TASK].labels)  # score against the head's own label order
+        probe = dataclasses.replace(cfg, tasks=frozen, datasets=[])
+        sources, _ = build_sources(probe, splits=("test",))
+        test.update(evaluate(model, sources, "test", cfg.training.eval_batch_size))
+        before = evaluate(old, sources, "test", cfg.training.eval_batch_size)[FROZEN_HEAD_TASK]["accuracy"]
+        after = test[FROZEN_HEAD_TASK]["accuracy"]
+        note = (f"head-frozen: started from the `full` model, trained {subset.epochs} more epoch(s) on "
+                f"{', '.join(t.name for t in cfg.tasks)} only; the {FROZEN_HEAD_TASK} head was kept as it was. "
+                f"{FROZEN_HEAD_TASK} test accuracy {before:.4f} before -> {after:.4f} after the backbone moved.")
+    else:
+        note = f"head-frozen: the config has no {FROZEN_HEAD_TASK} task"
+    say(note)
+    return {"test": test, "seconds": result.seconds, "trainable": result.trainable_params, "note": note}

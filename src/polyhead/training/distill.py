@@ -1,0 +1,328 @@
+"""Distillation for the joint loop: single-task teachers (with teacher annealing) and an anchor to
+the starting encoder's embedding space. docs/training.md, "Distillation", says when to use which.
+
+Teachers. A teacher is a saved polyhead model trained on one task alone (`training.distill_teachers`:
+task -> folder). Before training, each teacher runs once, in eval mode, over that task's training
+examples, batched by the same `collate` as training (same tokenizer, same max_length, so the
+labelled sub-token positions are the same ones). Kept per example: a classification head's logits;
+a token head's logits at the labelled positions only (row-major, the order of `labels != -100`);
+a similarity task's normalised pooled vectors of both sides. During training the target mixes the
+teacher and the gold label, the teacher's share lambda falling linearly from `distill_lambda` (1) to
+0 over the run: "teacher annealing" from Clark et al., 2019, "BAM! Born-Again Multi-Task Networks
+for Natural Language Understanding" (ACL). Early on the student copies its teachers; by the end it
+learns from gold labels only, so it can outgrow them.
+
+    classification, token: cross-entropy against  lambda * softmax(teacher) + (1 - lambda) * onehot(gold)
+    similarity:            (1 - lambda) * gold loss + lambda * distill_weight * mean ||s - t||^2 (both sides)
+
+Anchor. `training.anchor_weight` > 0 holds the shared embedding space in place: for every batch
+(text and pair) it adds anchor_weight * mean ||s - o||^2, s the student's normalised pooled vector
+of each text, o the same text's vector from the encoder the run started from, computed once before
+the first update. The term is added to the total after loss weighting (it is no task: weightings
+only know task names) and logged as curves.csv rows of type "anchor".
+
+Targets are a pure function of the config, the data and the teacher folders, computed in
+`build_run` before a checkpoint is restored: a resumed run recomputes the same ones from the same
+starting encoder (the configured encoder, or init_from's), never from the half-trained model.
+Lambda is a function of the optimiser step, so it also resumes where it was. Teachers are freed
+once their targets are cached; nothing of them is trained, checkpointed or saved.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+
+from ..errors import PolyheadError
+from ..modeling.encoder import autocast_context, resolve_precision
+from ..modeling.heads import IGNORE_INDEX
+from ..modeling.model import CONFIG_FILE, MultiTaskModel, load
+from ..modeling.tasks import TaskSpec
+from .config import RunConfig
+from .data import Source, collate
+from .evaluation import to_device
+
+__all__ = ["Distiller", "build_distiller", "check_config", "check_teacher", "mean_sq_distance", "soft_cross_entropy",
+           "teacher_weight"]
+
+CACHE_DTYPE = torch.float16  # cached embeddings (logits stay float32: they are few)
+
+
+# -- the math -----------------------------------------------------------------------------------
+def teacher_weight(step: int, total_steps: int, start: float = 1.0, anneal: bool = True) -> float:
+    """Lambda, the teacher's share of the target at optimiser step `step`: start -> 0 linearly, or constant."""
+    if not anneal:
+        return float(start)
+    return float(start) * max(0.0, 1.0 - step / max(1, total_steps))
+
+
+def soft_cross_entropy(logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, lam: float) -> torch.Tensor:
+    """Mean cross-entropy of rows of `logits` against lam * softmax(teacher) + (1 - lam) * onehot(labels)."""
+    classes = logits.shape[-1]
+    target = lam * torch.softmax(teacher_logits.float(), dim=-1) + (1.0 - lam) * nn.functional.one_hot(labels, classes).float()
+    return nn.functional.cross_entropy(logits.float(), target)
+
+
+def mean_sq_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of the squared L2 distance between paired rows (2 - 2 cos for unit vectors)."""
+    return (x.float() - y.float()).pow(2).sum(-1).mean()
+
+
+# -- checks -------------------------------------------------------------------------------------
+def enabled(cfg: RunConfig) -> bool:
+    """Whether the run distils from teachers or anchors the encoder."""
+    return bool(cfg.training.distill_teachers) or cfg.training.anchor_weight > 0
+
+
+def check_config(cfg: RunConfig) -> None:
+    """Before any work: no frozen encoder, teachers only for known tasks, each a model folder."""
+    if not enabled(cfg):
+        return
+    tr = cfg.training
+    if cfg.freeze.encoder or cfg.freeze.all:
+        raise PolyheadError(
+            "training.distill_teachers and training.anchor_weight apply only when the encoder trains; "
+            "drop them or freeze.encoder/freeze.all"
+        )
+    names = [t.name for t in cfg.tasks]
+    for task, folder in tr.distill_teachers.items():
+        if task not in names:
+            raise PolyheadError(f"training.distill_teachers names unknown task {task!r}; tasks are {', '.join(names)}")
+        path = cfg.resolve(folder)
+        if path is None or not (path / CONFIG_FILE).is_file():
+            raise PolyheadError(f"training.distill_teachers.{task}: {path} is not a polyhead model folder (no {CONFIG_FILE})")
+
+
+def _short(values: list[str]) -> str:
+    text = ", ".join(map(str, values))
+    return f"[{text if len(text) <= 80 else text[:77] + '...'}]"
+
+
+def check_teacher(teacher: MultiTaskModel, task: str, spec: TaskSpec, tokenizer: Any, max_length: int, where: str) -> None:
+    """A one-line PolyheadError naming `where` unless `teacher` can teach this run's `task`."""
+    if task not in teacher.tasks:
+        raise PolyheadError(f"{where}: the teacher has no task {task!r} (it has {', '.join(teacher.tasks) or 'none'})")
+    mine = teacher.tasks[task]
+    if mine.kind != spec.kind:
+        raise PolyheadError(f"{where}: the teacher's task {task!r} is {mine.kind}, this run's is {spec.kind}")
+    if spec.kind != "similarity" and list(mine.labels) != list(spec.labels):
+        raise PolyheadError(f"{where}: the teacher's labels for {task!r} are {_short(mine.labels)}, this run's {_short(spec.labels)} "
+                            "(same labels in the same order needed)")
+    theirs, ours = teacher.tokenizer.get_vocab(), tokenizer.get_vocab()
+    if theirs != ours:
+        differ = sum(1 for k, v in ours.items() if theirs.get(k) != v) + sum(1 for k in theirs if k not in ours)
+        raise PolyheadError(f"{where}: the teacher's tokenizer vocabulary differs from this run's encoder's "
+                            f"({len(theirs)} vs {len(ours)} entries, {differ} differ)")
+    positions = getattr(teacher.encoder.backbone.config, "max_position_embeddings", None)
+    if positions and max_length > positions:
+        raise PolyheadError(f"{where}: the teacher reads at most {positions} positions, this run's max_length is {max_length}")
+
+
+def fingerprint(folder: Path) -> str:
+    """A short hash of a model folder's config and weights: resume refuses a teacher changed since."""
+    digest = hashlib.sha256()
+    for path in [folder / CONFIG_FILE, *sorted(folder.glob("encoder/*.safetensors")), *sorted(folder.glob("heads/*.safetensors"))]:
+        digest.update(str(path.relative_to(folder)).encode())
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+# -- the cached targets and the losses ----------------------------------------------------------
+@dataclass
+class Distiller:
+    """Cached targets, keyed by training source (and task), and the losses that read them.
+
+    Not an nn.Module on purpose: nothing here trains, and nothing here goes into a checkpoint or
+    a saved model. `step` is set by the loop before each batch (lambda follows the optimiser step).
+    """
+
+    total_steps: int
+    start: float = 1.0  # training.distill_lambda
+    anneal: bool = True
+    weight: float = 1.0  # training.distill_weight
+    anchor_weight: float = 0.0
+    step: int = 0
+    logits: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict)  # (source, task): [N, C]
+    tokens: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # flat [P, C], offsets [N + 1]
+    pairs: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # source: teacher a, b [N, D]
+    anchors: dict[str, tuple[torch.Tensor, ...]] = field(default_factory=dict)  # source: (texts,) or (a, b) [N, D]
+    fingerprints: dict[str, str] = field(default_factory=dict)  # task: teacher folder hash
+    last_anchor: torch.Tensor | None = None  # the last batch's anchor distance (for curves.csv)
+
+    @property
+    def lam(self) -> float:
+        """The teacher's share of the target at the current step."""
+        return teacher_weight(self.step, self.total_steps, self.start, self.anneal)
+
+    def text_loss(self, batch: dict[str, Any], task: str, head: nn.Module, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """A classification or token head's loss: soft-target cross-entropy where a teacher is cached."""
+        key = (batch["source"], task)
+        lam = self.lam
+        if lam == 0.0 or (key not in self.logits and key not in self.tokens):
+            return head.loss(logits, labels)
+        mask = labels != IGNORE_INDEX
+        index = batch["index"].cpu()
+        if key in self.logits:
+            teacher = self.logits[key][index].to(logits.device)[mask]
+        else:
+            flat, offsets = self.tokens[key]
+            teacher = torch.cat([flat[offsets[i] : offsets[i + 1]] for i in index.tolist()]).to(logits.device)
+        student = logits[mask]
+        if teacher.shape != student.shape:  # a bug, not a user error: the positions must line up
+            raise RuntimeError(f"distillation: cached teacher targets {tuple(teacher.shape)} do not match {tuple(student.shape)} "
+                               f"labelled positions of {key}")
+        return soft_cross_entropy(student, teacher, labels[mask], lam)
+
+    def pair_loss(self, batch: dict[str, Any], head: nn.Module, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """A similarity head's loss: (1 - lambda) gold + lambda * weight * MSE to the teacher's vectors."""
+        gold = head.loss(a, b, batch["scores"])
+        lam = self.lam
+        if lam == 0.0 or batch["source"] not in self.pairs:
+            return gold
+        index = batch["index"].cpu()
+        ta, tb = (t[index].to(a.device) for t in self.pairs[batch["source"]])
+        distance = (mean_sq_distance(a, ta) + mean_sq_distance(b, tb)) / 2
+        return (1.0 - lam) * gold + lam * self.weight * distance
+
+    def anchor_loss(self, batch: dict[str, Any], pooled: list[torch.Tensor]) -> torch.Tensor | None:
+        """anchor_weight * mean squared distance of the batch's normalised pooled vectors to the starting ones."""
+        if not self.anchor_weight:
+            return None
+        index = batch["index"].cpu()
+        sides = self.anchors[batch["source"]]
+        distance = sum(mean_sq_distance(nn.functional.normalize(p.float(), dim=-1), t[index].to(p.device))
+                       for p, t in zip(pooled, sides)) / len(sides)
+        self.last_anchor = distance.detach()
+        return self.anchor_weight * distance
+
+
+# -- computing the targets ----------------------------------------------------------------------
+def build_distiller(cfg: RunConfig, sources: list[Source], specs: dict[str, TaskSpec], model: MultiTaskModel,
+                    total_steps: int, say: Callable[[str], None]) -> Distiller | None:
+    """Check every teacher, then cache teacher and anchor targets (None when the run uses neither).
+
+    `model` must be the student as built, before any update or restored checkpoint: the anchor is
+    its encoder. Each process computes every target (they are small next to training).
+    """
+    if not enabled(cfg):
+        return None
+    tr = cfg.training
+    started = time.time()
+    device = model.device
+    precision = resolve_precision(tr.precision, device)
+    tokenizer, max_length = model.encoder.tokenizer, cfg.encoder.max_length
+    distiller = Distiller(total_steps, tr.distill_lambda, tr.distill_anneal, tr.distill_weight, tr.anchor_weight)
+    folders: dict[Path, list[str]] = {}
+    for task, folder in tr.distill_teachers.items():
+        folders.setdefault(cfg.resolve(folder), []).append(task)  # type: ignore[arg-type]
+    teachers: dict[Path, MultiTaskModel] = {}
+    with torch.random.fork_rng(devices=[]):  # loading builds heads from random weights first: keep training's RNG stream
+        for folder, tasks in folders.items():
+            try:
+                teachers[folder] = load(folder, device=device)
+            except PolyheadError as exc:
+                raise PolyheadError(f"training.distill_teachers.{tasks[0]}: {exc}") from None
+            for task in tasks:
+                where = f"training.distill_teachers.{task} ({folder})"
+                check_teacher(teachers[folder], task, specs[task], tokenizer, max_length, where)
+                distiller.fingerprints[task] = fingerprint(folder)
+    texts = 0
+    for folder, teacher in list(teachers.items()):
+        for src in sources:
+            mine = [t for t in src.tasks if t in folders[folder]]
+            if mine:
+                _teacher_targets(distiller, teacher, src, mine, specs, tokenizer, max_length, tr.eval_batch_size, precision)
+                texts += len(src.splits["train"]) * (2 if src.kind == "pair" else 1)
+        del teachers[folder], teacher
+    if tr.anchor_weight:
+        for src in sources:
+            distiller.anchors[src.name] = _anchor_targets(model, src, specs, tokenizer, max_length, tr.eval_batch_size, precision)
+            texts += len(src.splits["train"]) * (2 if src.kind == "pair" else 1)
+    schedule = f"lambda {tr.distill_lambda:g}{' -> 0' if tr.distill_anneal else ', constant'}"
+    parts = [f"teachers for {', '.join(tr.distill_teachers)} ({schedule})"] if tr.distill_teachers else []
+    if tr.anchor_weight:
+        parts.append(f"anchor weight {tr.anchor_weight:g}")
+    say(f"distillation: {'; '.join(parts)}; targets for {texts:,} texts cached in {time.time() - started:.1f}s")
+    return distiller
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.train(mode)
+
+
+def _batches(src: Source, specs: dict[str, TaskSpec], tokenizer: Any, max_length: int, batch_size: int,
+             device: torch.device) -> Iterator[tuple[list[int], dict[str, Any]]]:
+    """The training examples of `src`, longest first (less padding), collated exactly as training does."""
+    examples = src.splits["train"]
+    order = sorted(range(len(examples)), key=lambda i: -len(examples[i].text or examples[i].pair[0]))  # type: ignore[index]
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        yield idx, to_device(collate([examples[i] for i in idx], src, specs, tokenizer, max_length), device)
+
+
+@torch.inference_mode()
+def _teacher_targets(distiller: Distiller, teacher: MultiTaskModel, src: Source, tasks: list[str], specs: dict[str, TaskSpec],
+                     tokenizer: Any, max_length: int, batch_size: int, precision: str) -> None:
+    n = len(src.splits["train"])
+    device = teacher.device
+    with _eval_mode(teacher), autocast_context(precision, device):
+        if src.kind == "pair":
+            task = src.tasks[0]
+            head = teacher.heads[task]
+            a = torch.empty(n, teacher.encoder.dim, dtype=CACHE_DTYPE)
+            b = torch.empty_like(a)
+            for idx, batch in _batches(src, specs, tokenizer, max_length, batch_size, device):
+                a[idx] = head(teacher.encoder(**batch["a"])).float().cpu().to(CACHE_DTYPE)
+                b[idx] = head(teacher.encoder(**batch["b"])).float().cpu().to(CACHE_DTYPE)
+            distiller.pairs[src.name] = (a, b)
+            return
+        logits: dict[str, torch.Tensor] = {}
+        rows: dict[str, list[torch.Tensor | None]] = {t: [None] * n for t in tasks if specs[t].kind == "token"}
+        for t in tasks:
+            if specs[t].kind == "classification":
+                logits[t] = torch.empty(n, specs[t].num_labels, dtype=torch.float32)
+        for idx, batch in _batches(src, specs, tokenizer, max_length, batch_size, device):
+            feats = teacher.encoder(**batch["inputs"])
+            for t in tasks:
+                out = teacher.heads[t](feats).float().cpu()
+                if t in logits:
+                    logits[t][idx] = out
+                    continue
+                labelled = batch["labels"][t].cpu() != IGNORE_INDEX
+                for row, i in enumerate(idx):
+                    rows[t][i] = out[row][labelled[row]]
+    for t, table in logits.items():
+        distiller.logits[(src.name, t)] = table
+    for t, per_example in rows.items():
+        sizes = torch.tensor([0] + [len(r) for r in per_example])  # type: ignore[arg-type]
+        distiller.tokens[(src.name, t)] = (torch.cat(per_example), torch.cumsum(sizes, 0))  # type: ignore[arg-type]
+
+
+@torch.inference_mode()
+def _anchor_targets(model: MultiTaskModel, src: Source, specs: dict[str, TaskSpec], tokenizer: Any, max_length: int,
+                    batch_size: int, precision: str) -> tuple[torch.Tensor, ...]:
+    n = len(src.splits["train"])
+    device = model.device
+    keys = ("a", "b") if src.kind == "pair" else ("inputs",)
+    out = tuple(torch.empty(n, model.encoder.dim, dtype=CACHE_DTYPE) for _ in keys)
+    with _eval_mode(model), autocast_context(precision, device):
+        for idx, batch in _batches(src, specs, tokenizer, max_length, batch_size, device):
+            for side, key in zip(out, keys):
+                pooled = model.encoder(**batch[key])["pooled"].float()
+                side[idx] = nn.functional.normalize(pooled, dim=-1).cpu().to(CACHE_DTYPE)
+    return out
