@@ -152,14 +152,51 @@ class SimilarityHead(Head):
         return (a * b).sum(-1)
 
     def loss(self, a: torch.Tensor, b: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        """Cosine-MSE against gold scores mapped onto [0, 1], or in-batch contrastive loss."""
+        """The task's loss on a batch of pairs (docs/training.md, "Losses"):
+
+        cosine_mse: the cosine regressed onto the gold score mapped to [0, 1].
+        contrastive: in-batch negatives; each a_i's positive is b_i, the other b_j its negatives.
+        cosent: CoSENT (Su, 2022): only the *order* of the cosines is trained, every pair of pairs
+          whose gold scores differ is one ranking term, log(1 + sum exp(scale * (cos_j - cos_i)))
+          over gold_i > gold_j. It leaves the cosine's scale free, which a shared encoder needs.
+        angle: CoSENT on the cosine plus the same ranking on AnglE's angle difference (Li & Li,
+          2023): each embedding read as complex numbers (first half real, second imaginary), the
+          mean absolute phase difference of the pair, which keeps a gradient where the cosine
+          saturates near 1 or -1.
+        """
         if self.loss_name == "contrastive":
-            # Each a_i's positive is b_i; the other b_j in the batch are its negatives.
             sims = a @ b.T * self.scale
             target = torch.arange(a.shape[0], device=a.device)
             return nn.functional.cross_entropy(sims, target)
+        if self.loss_name == "cosent":
+            return ranking_loss(self.score(a, b), scores.float(), self.scale)
+        if self.loss_name == "angle":
+            gold = scores.float()
+            # A smaller angle difference should go with a higher gold score: rank its negation.
+            return ranking_loss(self.score(a, b), gold, self.scale) + ranking_loss(-angle_difference(a, b), gold, self.scale)
         target = (scores.float() - self.low) / (self.high - self.low)
         return nn.functional.mse_loss(self.score(a, b), target)
+
+
+def ranking_loss(pred: torch.Tensor, gold: torch.Tensor, scale: float) -> torch.Tensor:
+    """log(1 + sum over (i, j) with gold_i > gold_j of exp(scale * (pred_j - pred_i))), in fp32.
+
+    Zero (with a gradient path) when no two gold scores differ, e.g. a batch of one pair.
+    """
+    pred = pred.float() * scale
+    diff = pred[None, :] - pred[:, None]  # [i, j] = pred_j - pred_i
+    ordered = gold[:, None] > gold[None, :]  # [i, j]: pair i should score above pair j
+    terms = torch.cat([pred.new_zeros(1), diff[ordered]])  # the 0 is the "1 +" inside the log
+    return torch.logsumexp(terms, dim=0)
+
+
+def angle_difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per pair, the mean absolute phase difference of the two embeddings read as complex vectors
+    (first half of the dimensions the real parts, second half the imaginary parts), in [0, pi]."""
+    half = a.shape[-1] // 2
+    ar, ai, br, bi = a[..., :half].float(), a[..., half : 2 * half].float(), b[..., :half].float(), b[..., half : 2 * half].float()
+    # arg(a / b) = arg(a * conj(b)) = atan2(ai*br - ar*bi, ar*br + ai*bi)
+    return torch.atan2(ai * br - ar * bi, ar * br + ai * bi).abs().mean(-1)
 
 
 HEAD_CLASSES: dict[str, type[Head]] = {cls.kind: cls for cls in (ClassificationHead, TokenHead, SimilarityHead)}

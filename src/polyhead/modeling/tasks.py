@@ -18,7 +18,8 @@ KIND_ALIASES = {
     "sts": "similarity",
 }
 DEFAULT_LOSS = {"classification": "cross_entropy", "token": "cross_entropy", "similarity": "cosine_mse"}
-LOSSES = {"classification": ("cross_entropy",), "token": ("cross_entropy",), "similarity": ("cosine_mse", "contrastive")}
+LOSSES = {"classification": ("cross_entropy",), "token": ("cross_entropy",),
+          "similarity": ("cosine_mse", "contrastive", "cosent", "angle")}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -34,7 +35,8 @@ class TaskSpec:
     loss: str | None = None
     # Similarity gold scores are mapped linearly from this range onto [0, 1] for cosine regression.
     score_range: tuple[float, float] = (0.0, 1.0)
-    # Contrastive (in-batch negatives) loss scale, as in multiple-negatives ranking loss.
+    # Scale (inverse temperature) of the ranking losses: contrastive (in-batch negatives, as in
+    # multiple-negatives ranking loss), cosent and angle. 20 is the value those losses were published with.
     contrastive_scale: float = 20.0
 
     def __post_init__(self) -> None:
