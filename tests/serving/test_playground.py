@@ -139,6 +139,34 @@ def test_server_errors_appear_in_the_page(server, page):
     assert "at least one text" in page.inner_text("#error")
 
 
+def test_rank_these_panel_calls_rerank_and_shows_sorted_results(server, page):
+    page.goto(server + "/")
+    page.fill("#rerank-query", "Anna lives in Paris")
+    page.fill("#rerank-docs", "the team won the match\nAnna lives in Paris\nstocks fell today")
+    with page.expect_request(lambda r: r.url.endswith("/rerank") and r.method == "POST") as req:
+        page.click("#rerank-run")
+    assert req.value.post_data_json["documents"][1] == "Anna lives in Paris"
+    page.wait_for_selector("#rerank-results:not([hidden]) li")
+    items = page.query_selector_all("#rerank-results li")
+    assert len(items) == 3
+    scores = [float(li.query_selector(".num").inner_text()) for li in items]
+    assert scores == sorted(scores, reverse=True)
+    assert items[0].get_attribute("data-index") == "1" and scores[0] == pytest.approx(1.0, abs=1e-3)
+    page.fill("#rerank-docs", "  ")
+    page.click("#rerank-run")
+    assert "at least one document" in page.inner_text("#rerank-error")
+
+
+def test_rank_these_panel_is_in_the_assets():
+    """Without a browser: the page has the panel, and its script posts to /rerank."""
+    static = Path(SRC) / "polyhead" / "serving" / "static"
+    html = (static / "playground.html").read_text()
+    js = (static / "playground.js").read_text()
+    for element in ('id="rerank-panel"', 'id="rerank-query"', 'id="rerank-docs"', 'id="rerank-run"', 'id="rerank-results"'):
+        assert element in html, element
+    assert 'call("POST", "/rerank"' in js and '$("rerank-run").addEventListener("click", rerank)' in js
+
+
 def test_page_assets_are_served_locally(server):
     html = urllib.request.urlopen(server + "/").read().decode()
     assert "http://" not in html and "https://" not in html  # nothing fetched from the network

@@ -117,6 +117,11 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     from ..modeling.encoder import Encoder
 
+    if getattr(args, "engine", "local") == "ray":
+        return encode_with_ray(args)
+    ray_only = [flag for flag, value, default in RAY_ONLY_OPTIONS if getattr(args, value, default) != default]
+    if ray_only:
+        raise PolyheadError(f"{', '.join(ray_only)} go(es) with --engine ray (for heads here, use polyhead predict)")
     if _is_folder_output(args.output):
         return encode_to_folder(args)
     out = output_file(args.output, args.force)
@@ -137,6 +142,47 @@ def cmd_encode(args: argparse.Namespace) -> int:
         say(f"wrote {vectors.shape[0]} x {vectors.shape[1]} embeddings to {out}")
         return 0
     write_output(out, [json.dumps({"text": t, "embedding": to_jsonable(v)}) + "\n" for t, v in zip(texts, vectors)])
+    return 0
+
+
+# (flag, argparse dest, default) of the encode options only --engine ray reads.
+RAY_ONLY_OPTIONS = (
+    ("--text-column", "text_column", "text"), ("--tasks", "tasks", None), ("--backend", "backend", "torch"),
+    ("--output-format", "output_format", None), ("--actors", "actors", None), ("--cpus-per-actor", "cpus_per_actor", 1),
+    ("--gpus-per-actor", "gpus_per_actor", None), ("--ray-address", "ray_address", None),
+)
+
+
+def encode_with_ray(args: argparse.Namespace) -> int:
+    """`polyhead encode --engine ray --input GLOB --output DIR`: Ray Data actors embed (and label) every row."""
+    from ..integrations.ray import encode_files, require_ray
+
+    if getattr(args, "texts", None):
+        raise PolyheadError("--engine ray encodes files: give them with --input GLOB, not as arguments")
+    if not args.input or args.input == "-":
+        raise PolyheadError("--engine ray needs --input GLOB (.parquet, .jsonl or .txt files) and --output DIR")
+    if not args.output or args.output == "-":
+        raise PolyheadError("--engine ray needs --output DIR (a new or empty folder; --force replaces one)")
+    if args.no_resume or args.shard_size != 10000:
+        raise PolyheadError("--shard-size and --no-resume go with the local engine's --output DIR/")
+    require_ray()  # the install hint before anything else
+    tasks: list[str] | None = []
+    if args.tasks:
+        tasks = None if args.tasks.strip() == "all" else [t.strip() for t in args.tasks.split(",") if t.strip()]
+    encoder_kwargs = {"pooling": args.pooling, "normalize": not args.no_normalize, "max_length": args.max_length}
+    summary = encode_files(
+        args.input, args.output, model_dir=args.model, tasks=tasks, backend=args.backend,
+        text_column=args.text_column, output_format=args.output_format, concurrency=args.actors,
+        num_cpus=args.cpus_per_actor, num_gpus=args.gpus_per_actor, address=args.ray_address, force=args.force,
+        show_progress=args.progress or os.isatty(2), batch_size=args.batch_size, device=args.device,
+        precision=args.precision, encoder_kwargs=encoder_kwargs,
+    )
+    rate = f" ({summary['rows_per_s']:.0f} rows/s)" if summary["rows_per_s"] else ""
+    say(
+        f"encoded {summary['rows']} rows from {summary['inputs']} {summary['input_format']} file(s) with "
+        f"{summary['actors']} Ray actor(s) in {summary['seconds']:.1f}s{rate} into {summary['files']} "
+        f"{summary['output_format']} file(s) under {summary['output']}"
+    )
     return 0
 
 

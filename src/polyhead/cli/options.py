@@ -132,7 +132,28 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard-size", type=int, default=10000, help="lines per shard with --output DIR/ (default: 10000)")
     p.add_argument("--no-resume", action="store_true", help="with --output DIR/: start over instead of skipping finished shards")
     model_options(p)
+    _add_encode_engine(p)
     p.set_defaults(func=commands.cmd_encode)
+
+
+def _add_encode_engine(p: argparse.ArgumentParser) -> None:
+    """encode --engine ray: the same job on a Ray cluster (docs/scale.md); its options need it."""
+    g = p.add_argument_group("--engine ray (pip install 'polyhead[ray]'; see docs/scale.md)")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process (or accelerate's processes) (default); ray: Ray Data actors on a "
+                   "local or running Ray cluster, --input a glob of .parquet/.jsonl/.txt, --output a folder of part files")
+    g.add_argument("--text-column", default="text", help="the column holding the texts (default: text)")
+    g.add_argument("--tasks", default=None, help="also run these heads of the polyhead model in --model "
+                   "(comma-separated, or 'all'): <task>_label/_score/_scores or <task>_entities columns")
+    g.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                   help="torch (default) or onnx (--model: an exported model)")
+    g.add_argument("--output-format", choices=("parquet", "jsonl"), default=None,
+                   help="default: parquet for parquet input, else jsonl")
+    g.add_argument("--actors", type=int, default=None, help="model replicas (default: as many as the CPUs/GPUs allow)")
+    g.add_argument("--cpus-per-actor", type=float, default=1, help="CPUs per actor; its torch/ORT threads (default: 1)")
+    g.add_argument("--gpus-per-actor", type=float, default=None, help="GPUs per actor (e.g. 1)")
+    g.add_argument("--ray-address", default=None,
+                   help="a running cluster (default: $RAY_ADDRESS, else a local cluster for this run)")
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:

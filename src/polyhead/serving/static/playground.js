@@ -211,6 +211,40 @@ async function run() {
   }
 }
 
+// -- rank these: POST /rerank ---------------------------------------------------------------
+async function rerank() {
+  const query = $("rerank-query").value.trim();
+  const documents = $("rerank-docs").value.split("\n").map((t) => t.trim()).filter((t) => t.length);
+  const box = $("rerank-error");
+  box.hidden = true;
+  if (!query || !documents.length) {
+    box.textContent = "Type a query and at least one document (one per line).";
+    box.hidden = false;
+    return;
+  }
+  $("rerank-run").disabled = true;
+  $("rerank-status").textContent = "ranking…";
+  const t0 = performance.now();
+  try {
+    const data = await call("POST", "/rerank", { query, documents, return_documents: true });
+    // The server sorts by relevance_score, highest first; the bar shows the cosine on [0, 1].
+    $("rerank-results").innerHTML = data.results.map((r) => {
+      const width = (Math.max(0, Math.min(1, r.relevance_score)) * 100).toFixed(1);
+      return `<li data-index="${r.index}"><span class="doc">${esc(r.document ? r.document.text : documents[r.index])}</span>` +
+        `<span class="bar"><span style="width:${width}%"></span></span><span class="num">${r.relevance_score.toFixed(3)}</span></li>`;
+    }).join("");
+    $("rerank-results").hidden = false;
+    $("rerank-status").textContent = `${documents.length} document${documents.length > 1 ? "s" : ""} in ${Math.round(performance.now() - t0)} ms`;
+  } catch (e) {
+    box.textContent = e.message;
+    box.hidden = false;
+    $("rerank-status").textContent = "";
+  } finally {
+    $("rerank-run").disabled = false;
+  }
+}
+
+$("rerank-run").addEventListener("click", rerank);
 $("run").addEventListener("click", run);
 $("texts").addEventListener("keydown", (ev) => {
   if ((ev.ctrlKey || ev.metaKey) && ev.key === "Enter") {
