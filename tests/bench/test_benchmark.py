@@ -291,3 +291,13 @@ def test_benchmark_over_seeds_records_each_seed(configs: dict[str, Path], tmp_pa
     assert sorted((r["run"], r["seed"]) for r in test) == [("joint", 0), ("joint", 1), ("single", 0), ("single", 1)]
     md = (tmp_path / "results" / "benchmark-quick.md").read_text()
     assert "over seeds 0, 1" in md and "±" in md
+
+
+def test_benchmark_distill_teaches_the_joint_run_with_the_same_seeds_single_models(configs: dict[str, Path], tmp_path: Path) -> None:
+    doc = bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "out", None, quick=True,
+                           runs=["joint", "single"], seeds=[0], jobs=2, distill=True, log=lambda m: None)
+    assert {r["run"] for r in doc["records"]} == {"joint", "single"}
+    saved = yaml.safe_load((tmp_path / "out" / "joint-s0" / "training" / "config.yaml").read_text())
+    assert saved["training"]["distill_teachers"] == {t: str((tmp_path / "out" / f"single-{t}-s0").resolve()) for t in bm.TASKS}
+    with pytest.raises(bm.PolyheadError, match="--distill needs"):
+        bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "x", None, quick=True, runs=["joint"], distill=True)

@@ -63,12 +63,14 @@ def run_benchmark(
     force: bool = False,
     seeds: Sequence[int] | None = None,
     jobs: int = 1,
+    distill: bool = False,
 ) -> dict[str, Any]:
     """Run the selected runs; write benchmark.json + .md to output_dir (and results_dir); return the doc.
 
     quick=True uses the QUICK subset; `subset` names another one; neither = the full data.
     seeds: repeat every trained run with each training seed (records carry the seed; tables show
-    mean ± sd); jobs: trainings at once, in separate processes.
+    mean ± sd); jobs: trainings at once, in separate processes. distill: the joint run learns from
+    this invocation's single-task models of the same seed (teachers; needs the single runs).
     force=True lets the run replace folders in output_dir that no earlier benchmark made.
     """
     say = log or (lambda m: print(f"polyhead benchmark: {m}", file=sys.stderr, flush=True))
@@ -77,6 +79,8 @@ def run_benchmark(
         raise PolyheadError(f"unknown task(s)/run(s) {', '.join(bad)}; tasks: {', '.join(TASKS)}; runs: {', '.join(RUNS)}")
     if jobs < 1:
         raise PolyheadError(f"--jobs must be at least 1, got {jobs}")
+    if distill and not ("joint" in runs and "single" in runs):
+        raise PolyheadError("--distill needs the joint and the single runs: the single-task models are the joint run's teachers")
     out, single_dir = OutputDir(output_dir, force), Path(single_dir)
     subset = QUICK if quick else subset
     work, t0, doc = start_run(out, command, subset)
@@ -120,7 +124,12 @@ def run_benchmark(
             cfg.tasks = [t for t in cfg.tasks if t.name in keep]
             if not cfg.tasks:
                 raise PolyheadError("no task of the joint config is selected")
-            plan.append(Job("joint", seed, folder("joint", seed), cfg))
+            needs: tuple[str, ...] = ()
+            if distill:
+                teachers = {t.name: folder(f"single-{t.name}", seed) for t in cfg.tasks}
+                cfg.training.distill_teachers = {t: str((out.root / f).resolve()) for t, f in teachers.items()}
+                needs = tuple(teachers.values())
+            plan.append(Job("joint", seed, folder("joint", seed), cfg, needs=needs))
     run_jobs(plan, jobs, out, say, done, lambda job: {})
     doc["total_seconds"] = round(time.time() - t0, 1)
     results.write(doc)

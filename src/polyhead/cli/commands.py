@@ -451,7 +451,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         runs=args.runs.split(",") if args.runs else bm.RUNS,
         overrides=args.set, command=command,
         subset=bm.parse_subset(args.subset) if args.subset else None,
-        force=args.force, seeds=seeds, jobs=args.jobs,
+        force=args.force, seeds=seeds, jobs=args.jobs, distill=args.distill,
     )
     print(markdown_table(doc))
     return 0
