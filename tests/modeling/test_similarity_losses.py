@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from polyhead import PolyheadError, load
-from polyhead.modeling.heads import SimilarityHead, angle_difference, ranking_loss
+from polyhead.modeling.heads import SimilarityHead, angle_similarity, ranking_loss
 from polyhead.modeling.tasks import TaskSpec
 from polyhead.training.config import load_config
 from polyhead.training.loop import train
@@ -27,9 +27,10 @@ def _reference_ranking(pred: list[float], gold: list[float], scale: float) -> fl
 
 
 def _reference_angle(a: list[float], b: list[float]) -> float:
+    """|Re + Im| of sum_k u_k conj(v_k), over the norms, with Python complex numbers."""
     half = len(a) // 2
-    diffs = [abs(math.remainder(math.atan2(a[half + k], a[k]) - math.atan2(b[half + k], b[k]), 2 * math.pi)) for k in range(half)]
-    return sum(diffs) / half
+    q = sum(complex(a[k], a[half + k]) * complex(b[k], b[half + k]).conjugate() for k in range(half))
+    return abs(q.real + q.imag) / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(x * x for x in b)))
 
 
 def test_ranking_loss_matches_the_reference() -> None:
@@ -39,12 +40,21 @@ def test_ranking_loss_matches_the_reference() -> None:
         assert float(ranking_loss(pred, gold, 20.0)) == pytest.approx(_reference_ranking(pred.tolist(), gold.tolist(), 20.0), rel=1e-5)
 
 
-def test_angle_difference_matches_the_reference() -> None:
+def test_angle_similarity_matches_the_reference_and_keeps_gradients_bounded() -> None:
     g = torch.Generator().manual_seed(1)
     a, b = torch.randn(3, 10, generator=g), torch.randn(3, 10, generator=g)
-    got = angle_difference(a, b)
+    got = angle_similarity(a, b)
     for i in range(3):
         assert float(got[i]) == pytest.approx(_reference_angle(a[i].tolist(), b[i].tolist()), rel=1e-5)
+    assert torch.allclose(angle_similarity(3 * a, b), got)  # scale-free, like the cosine
+    # A near-zero complex component must not steer the step (a per-component atan2 did).
+    x = torch.nn.functional.normalize(torch.randn(8, 384, generator=g), dim=-1)
+    x[:, 0] = 1e-6
+    x[:, 192] = 0.0
+    x.requires_grad_(True)
+    y = torch.nn.functional.normalize(torch.randn(8, 384, generator=g), dim=-1)
+    _head("angle").loss(x, y, torch.arange(8.0) / 1.6).backward()
+    assert float(x.grad.abs().max()) < 10.0
 
 
 def _head(loss: str) -> SimilarityHead:
@@ -82,9 +92,10 @@ def test_an_unknown_similarity_loss_is_a_one_line_error() -> None:
 
 @pytest.mark.parametrize("loss", ["cosent", "angle"])
 def test_training_with_a_ranking_loss_runs_and_the_model_loads_with_it(tmp_path, loss: str) -> None:
-    cfg = load_config(write_config(tmp_path, epochs=3), [f"tasks.sts.loss={loss}"])
+    cfg = load_config(write_config(tmp_path, epochs=3), [f"tasks.sts.loss={loss}", "tasks.sts.contrastive_scale=30"])
     result = train(cfg, tmp_path / "m", progress=False)
     assert math.isfinite(result.dev["sts"]["spearman"])
     model = load(tmp_path / "m")
     assert model.tasks["sts"].loss == loss
     assert model.heads["sts"].loss_name == loss
+    assert model.tasks["sts"].contrastive_scale == model.heads["sts"].scale == 30.0  # the config's scale reaches the head

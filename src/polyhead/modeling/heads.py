@@ -159,10 +159,9 @@ class SimilarityHead(Head):
         cosent: CoSENT (Su, 2022): only the *order* of the cosines is trained, every pair of pairs
           whose gold scores differ is one ranking term, log(1 + sum exp(scale * (cos_j - cos_i)))
           over gold_i > gold_j. It leaves the cosine's scale free, which a shared encoder needs.
-        angle: CoSENT on the cosine plus the same ranking on AnglE's angle difference (Li & Li,
-          2023): each embedding read as complex numbers (first half real, second imaginary), the
-          mean absolute phase difference of the pair, which keeps a gradient where the cosine
-          saturates near 1 or -1.
+        angle: CoSENT on the cosine plus ANGLE_WEIGHT x the same ranking on AnglE's angle
+          similarity (Li & Li, 2023; angle_similarity()), the weights of angle-emb's STS-B
+          recipe, whose angle term keeps a gradient where the cosine saturates.
         """
         if self.loss_name == "contrastive":
             sims = a @ b.T * self.scale
@@ -172,8 +171,7 @@ class SimilarityHead(Head):
             return ranking_loss(self.score(a, b), scores.float(), self.scale)
         if self.loss_name == "angle":
             gold = scores.float()
-            # A smaller angle difference should go with a higher gold score: rank its negation.
-            return ranking_loss(self.score(a, b), gold, self.scale) + ranking_loss(-angle_difference(a, b), gold, self.scale)
+            return ranking_loss(self.score(a, b), gold, self.scale) + ANGLE_WEIGHT * ranking_loss(angle_similarity(a, b), gold, self.scale)
         target = (scores.float() - self.low) / (self.high - self.low)
         return nn.functional.mse_loss(self.score(a, b), target)
 
@@ -190,13 +188,22 @@ def ranking_loss(pred: torch.Tensor, gold: torch.Tensor, scale: float) -> torch.
     return torch.logsumexp(terms, dim=0)
 
 
-def angle_difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per pair, the mean absolute phase difference of the two embeddings read as complex vectors
-    (first half of the dimensions the real parts, second half the imaginary parts), in [0, pi]."""
+# angle-emb's STS-B recipe (SeanLee97/AnglE, v0.6: cosine_w 1.0, angle_w 0.02, both scales 20; its
+# in-batch-negative term is left out here: with graded STS scores a pair scored 0 is no positive).
+ANGLE_WEIGHT = 0.02
+
+
+def angle_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """AnglE's angle similarity as angle-emb and sentence-transformers compute it: each embedding
+    read as a complex vector (first half of the dimensions real parts, second half imaginary), the
+    quotient a / b scaled by the vectors' norms, and |sum of its real and imaginary parts|. Smooth
+    and bounded, unlike a per-component atan2 (whose gradient explodes near zero components)."""
     half = a.shape[-1] // 2
     ar, ai, br, bi = a[..., :half].float(), a[..., half : 2 * half].float(), b[..., :half].float(), b[..., half : 2 * half].float()
-    # arg(a / b) = arg(a * conj(b)) = atan2(ai*br - ar*bi, ar*br + ai*bi)
-    return torch.atan2(ai * br - ar * bi, ar * br + ai * bi).abs().mean(-1)
+    re = (ar * br + ai * bi).sum(-1)  # real part of a * conj(b), summed over components
+    im = (ai * br - ar * bi).sum(-1)  # imaginary part
+    norms = a.float().norm(dim=-1) * b.float().norm(dim=-1)
+    return (re + im).abs() / norms.clamp_min(1e-12)
 
 
 HEAD_CLASSES: dict[str, type[Head]] = {cls.kind: cls for cls in (ClassificationHead, TokenHead, SimilarityHead)}

@@ -120,6 +120,7 @@ class TaskConfig(DataOptions):
     dropout: float = opt(0.1, ge=0.0, lt=1.0)
     loss: str | None = None  # checked against the kind by TaskSpec
     score_range: list[float] = opt(factory=lambda: [0.0, 1.0], length=2)
+    contrastive_scale: float = opt(20.0, gt=0.0)  # similarity: scale of the contrastive/cosent/angle losses
     # Shorthand data options (and those of DataOptions), used when the task has its own files.
     train: str | None = None
     label_column: str | None = None  # default: "label" (classification), "tags" (token jsonl)
@@ -461,7 +462,8 @@ def _validate(cfg: RunConfig) -> None:
     """Rules across fields: task specs, who labels what, freezing and loss-weighting options."""
     for i, t in enumerate(cfg.tasks):
         try:  # name, kind, loss for the kind, labels, dropout, score_range: TaskSpec's own rules
-            TaskSpec(t.name, t.kind, t.labels or [], t.hidden_dim, t.dropout, t.loss, tuple(t.score_range))  # type: ignore[arg-type]
+            TaskSpec(t.name, t.kind, t.labels or [], t.hidden_dim, t.dropout, t.loss, tuple(t.score_range),  # type: ignore[arg-type]
+                     t.contrastive_scale)
         except PolyheadError as exc:
             raise PolyheadError(f"tasks[{i}]: {exc}") from None
     names = [t.name for t in cfg.tasks]

@@ -346,6 +346,7 @@ def _label_sets(cfg: RunConfig, sources: list[Source], kinds: dict[str, str]) ->
             dropout=t.dropout,
             loss=t.loss,
             score_range=tuple(t.score_range),  # type: ignore[arg-type]
+            contrastive_scale=t.contrastive_scale,
         )
     return specs
 
