@@ -301,3 +301,21 @@ def test_benchmark_distill_teaches_the_joint_run_with_the_same_seeds_single_mode
     assert saved["training"]["distill_teachers"] == {t: str((tmp_path / "out" / f"single-{t}-s0").resolve()) for t in bm.TASKS}
     with pytest.raises(bm.PolyheadError, match="--distill needs"):
         bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "x", None, quick=True, runs=["joint"], distill=True)
+
+
+def test_two_invocations_writing_side_by_side_keep_each_others_records(tmp_path: Path) -> None:
+    from polyhead.bench.results import ResultsWriter, records_from, study_markdown
+
+    results = tmp_path / "results" / "quality.json"
+    docs, writers = [], []
+    for i, run in enumerate(("anchor", "famo")):
+        docs.append({"machine": "m", "date": f"d{i}", "command": f"c{i}", "subset": "s", "total_seconds": 0.0,
+                     "records": [], "scenarios": [run]})
+        writers.append(ResultsWriter(tmp_path / f"out{i}" / "study.json", results, study_markdown))
+    for seed in (0, 1):  # interleaved, as two studies on two cores write after each run
+        for doc, writer in zip(docs, writers):
+            doc["records"] += records_from(doc["scenarios"][0], {"stsb": {"spearman": 0.8 + seed / 100}}, 1.0, 1, seed=seed)
+            writer.write(doc)
+    held = json.loads(results.read_text())
+    assert {(r["run"], r["seed"]) for r in held["records"]} == {(run, s) for run in ("anchor", "famo") for s in (0, 1)}
+    assert sorted(s["command"] for s in held["sources"]) == ["c0", "c1"]

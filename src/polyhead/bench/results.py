@@ -281,8 +281,10 @@ def combine(docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "records": [rec for _, rec in records.values()],
     }
     if any("scenarios" in d for d in docs):
-        seen = {s for d in docs for s in d.get("scenarios", [])}
-        out["scenarios"] = [s for s in SCENARIOS if s in seen]
+        seen = list(dict.fromkeys(s for d in docs for s in d.get("scenarios", [])))
+        # single-task first (the reference row), built-in scenarios in their order, then recipes as they came
+        out["scenarios"] = ([s for s in ("single-task",) if s in seen] + [s for s in SCENARIOS if s in seen and s != "single-task"]
+                            + [s for s in seen if s not in SCENARIOS])
         out["notes"] = {k: v for d in docs for k, v in (d.get("notes") or {}).items()}
     for d in docs:  # a hand-written note on a results file stays with it
         if d.get("note"):
@@ -320,27 +322,44 @@ def merge_results(paths: Sequence[str | Path], results_dir: str | Path = "benchm
 
 class ResultsWriter:
     """Writes an invocation's doc to its output folder, and to the results folder combined with what
-    that file already held for the same data, so running some runs never drops the others' figures."""
+    that file already held for the same data, so running some runs never drops the others' figures.
+
+    The results file is re-read under a lock at every write: invocations running side by side
+    (two studies on two cores) each add their records instead of the last one's snapshot winning.
+    """
 
     def __init__(self, out: Path, results: Path | None, render: Callable[[dict], str]) -> None:
         self.out, self.results, self.render = out, results, render
-        self.before: dict[str, Any] | None = None
-        if results is not None and results.is_file():
-            try:
-                self.before = _read_doc(results)
-            except PolyheadError as exc:
+        self.warned = False
+
+    def _held(self) -> dict[str, Any] | None:
+        """What the results file holds now (None: no file, or not a results file, which is replaced)."""
+        if self.results is None or not self.results.is_file():
+            return None
+        try:
+            return _read_doc(self.results)
+        except PolyheadError as exc:
+            if not self.warned:
                 print(f"polyhead benchmark: warning: {exc}; it will be replaced", file=sys.stderr)
+                self.warned = True
+            return None
 
     def write(self, doc: dict[str, Any]) -> None:
         _write(doc, [self.out], self.render)
         if self.results is None:
             return
-        keep = self.before is not None and self.before.get("subset") == doc.get("subset")
-        if self.before is not None and not keep:
-            print(f"polyhead benchmark: warning: {self.results} held results on other data "
-                  f"({self.before.get('subset') or 'full data'}); replacing them (git has the old file)", file=sys.stderr)
-            self.before = None  # warned once; later writes of this invocation replace it alike
-        _write(combine([self.before, doc]) if keep else doc, [self.results], self.render)
+        import fcntl
+
+        self.results.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.results.with_name(self.results.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            before = self._held()
+            keep = before is not None and before.get("subset") == doc.get("subset")
+            if before is not None and not keep and not self.warned:
+                print(f"polyhead benchmark: warning: {self.results} held results on other data "
+                      f"({before.get('subset') or 'full data'}); replacing them (git has the old file)", file=sys.stderr)
+                self.warned = True
+            _write(combine([before, doc]) if keep else doc, [self.results], self.render)
 
     @property
     def paths(self) -> list[Path]:
