@@ -15,6 +15,7 @@ import torch
 
 from .config import DatasetConfig, RunConfig, TaskConfig, data_options
 from ..errors import PolyheadError
+from ..modeling.backend import length_sorted_batches
 from ..modeling.heads import IGNORE_INDEX
 from ..modeling.tagging import first_subtokens, join_words
 from ..modeling.tasks import TaskSpec, bio_labels
@@ -398,6 +399,19 @@ def collate(
                             lab[i, t] = index[e.labels[task][w]]
             labels[task] = lab
     return {"kind": "text", "inputs": dict(enc), "labels": labels, "firsts": firsts}
+
+
+def collated_batches(
+    src: Source, split: str, specs: dict[str, TaskSpec], tokenizer: Any, max_length: int, batch_size: int
+) -> Iterator[tuple[list[int], list[Example], dict[str, Any]]]:
+    """One split of `src` in batches of similar length, longest first (less padding), each collated
+    exactly as training collates it: (example indices, the examples, the batch). Scoring, feature
+    caching and distillation targets all read a split this way."""
+    examples = src.splits.get(split) or []
+    lengths = [len(e.text or e.pair[0]) for e in examples]  # type: ignore[index]
+    for idx in length_sorted_batches(lengths, batch_size):
+        chunk = [examples[i] for i in idx]
+        yield idx, chunk, collate(chunk, src, specs, tokenizer, max_length)
 
 
 def describe(sources: list[Source]) -> list[str]:

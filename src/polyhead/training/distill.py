@@ -45,7 +45,7 @@ from ..modeling.heads import IGNORE_INDEX
 from ..modeling.model import CONFIG_FILE, MultiTaskModel, load
 from ..modeling.tasks import TaskSpec
 from .config import RunConfig
-from .data import Source, collate
+from .data import Source, collated_batches
 from .evaluation import to_device
 
 __all__ = ["Distiller", "build_distiller", "check_config", "check_teacher", "mean_sq_distance", "soft_cross_entropy",
@@ -268,11 +268,8 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 def _batches(src: Source, specs: dict[str, TaskSpec], tokenizer: Any, max_length: int, batch_size: int,
              device: torch.device) -> Iterator[tuple[list[int], dict[str, Any]]]:
     """The training examples of `src`, longest first (less padding), collated exactly as training does."""
-    examples = src.splits["train"]
-    order = sorted(range(len(examples)), key=lambda i: -len(examples[i].text or examples[i].pair[0]))  # type: ignore[index]
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        yield idx, to_device(collate([examples[i] for i in idx], src, specs, tokenizer, max_length), device)
+    for idx, _, batch in collated_batches(src, "train", specs, tokenizer, max_length, batch_size):
+        yield idx, to_device(batch, device)
 
 
 @torch.inference_mode()

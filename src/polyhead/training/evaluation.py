@@ -18,7 +18,7 @@ from ..modeling.heads import head_class
 from ..modeling.model import MultiTaskModel
 from ..modeling.tasks import TaskSpec
 from .config import RunConfig
-from .data import Source, collate
+from .data import Source, collated_batches
 from .metrics import METRIC_FOR_KIND, task_metrics
 
 __all__ = ["TRAINING_DIR", "to_device", "evaluate", "headline", "selection_reference", "summarize", "write_training_files", "plot_curves"]
@@ -61,11 +61,8 @@ def _evaluate(
     gold: dict[str, list] = {}
     pred: dict[str, list] = {}
     for src in sources:
-        examples = src.splits.get(split) or []
-        order = sorted(range(len(examples)), key=lambda i: -len(examples[i].text or examples[i].pair[0]))  # type: ignore[index]
-        for start in range(0, len(order), batch_size):
-            chunk = [examples[i] for i in order[start : start + batch_size]]
-            batch = to_device(collate(chunk, src, specs, model.encoder.tokenizer, max_length), model.device)
+        for _, chunk, batch in collated_batches(src, split, specs, model.encoder.tokenizer, max_length, batch_size):
+            batch = to_device(batch, model.device)
             if batch["kind"] == "pair":
                 task = batch["task"]
                 head = model.heads[task]

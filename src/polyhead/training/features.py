@@ -28,7 +28,7 @@ from ..io import write_bytes_atomic, write_json_atomic
 from ..modeling.encoder import Encoder, autocast_context
 from ..modeling.heads import head_class
 from ..modeling.tasks import TaskSpec
-from .data import Source, collate
+from .data import Source, collated_batches
 
 FORMAT = 1
 FEATURES_DIR = "features"  # under OUTPUT/training/
@@ -197,12 +197,7 @@ def encode_split(
     pooled = np.zeros((len(examples), dim), dtype=np.float32) if want_pooled else None
     per_text: list[np.ndarray] = [np.zeros((0, dim), np.float32)] * len(examples)
     kept_per_text: list[np.ndarray] = [np.zeros(0, bool)] * len(examples)
-    order = sorted(range(len(examples)), key=lambda i: -len(examples[i].text))
-    max_length = encoder.max_length
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        chunk = [examples[i] for i in idx]
-        batch = collate(chunk, src, specs, encoder.tokenizer, max_length)
+    for idx, _, batch in collated_batches(src, split, specs, encoder.tokenizer, encoder.max_length, batch_size):
         inputs = {k: v.to(device) for k, v in batch["inputs"].items()}
         with autocast_context(precision, device):
             out = encoder(**inputs)
