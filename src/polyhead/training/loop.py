@@ -373,12 +373,10 @@ def evaluate_and_keep_best(run: Run, state: TrainState, epoch: int) -> bool:
     tr = run.cfg.training
     for task, m in metrics.items():
         state.history.append({"type": "eval", "step": state.global_step, "epoch": epoch + 1, "task": task, **m})
-    score = headline(metrics, run.specs, tr.select_metric)
-    if tr.select_metric == "min-relative":  # the references move as tasks reach new peaks: re-score the kept one too
-        reference = selection_reference(state.history, run.specs, tr.select_reference)
-        score = headline(metrics, run.specs, tr.select_metric, reference)
-        if state.best_dev:
-            state.best = headline(state.best_dev, run.specs, tr.select_metric, reference)
+    reference = selection_reference(state.history, run.specs, tr.select_reference) if tr.select_metric == "min-relative" else None
+    score = headline(metrics, run.specs, tr.select_metric, reference)
+    if reference is not None and state.best_dev:  # the references move as tasks reach new peaks: re-score the kept one too
+        state.best = headline(state.best_dev, run.specs, tr.select_metric, reference)
     if tr.eval_test and any(s.splits.get("test") for s in run.sources):  # diagnostics: never selects
         for task, m in evaluate(run.model, run.sources, "test", tr.eval_batch_size).items():
             state.history.append({"type": "eval-test", "step": state.global_step, "epoch": epoch + 1, "task": task, **m})
@@ -428,6 +426,7 @@ def finish(run: Run, state: TrainState, t0: float) -> TrainResult:
         run.model.save(run.out)
     run.accelerator.wait_for_everyone()
     tr = run.cfg.training
+    kept = None  # the saved model, once loaded
     if tr.refit_heads and run.has_dev:
         if run.main:  # the second stage: heads refit on the kept model's encoder, frozen
             kept = load(run.out, device=run.accelerator.device)
@@ -437,7 +436,7 @@ def finish(run: Run, state: TrainState, t0: float) -> TrainResult:
     result = TrainResult(run.out, state.best, state.best_step, state.global_step, state.best_dev,
                          seconds=time.time() - t0, trainable_params=run.trainable)
     if any(s.splits.get("test") for s in run.sources):
-        best = load(run.out, device=run.accelerator.device)
+        best = kept if kept is not None else load(run.out, device=run.accelerator.device)
         result.test = state.test = evaluate(best, run.sources, "test", tr.eval_batch_size)
         run.say(f"test: {summarize(result.test, run.specs)}")
     state.seconds, state.trainable_params = result.seconds, run.trainable
