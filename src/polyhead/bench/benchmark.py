@@ -24,6 +24,8 @@ from .harness import (  # noqa: F401  (re-exported: the names this module had be
     machine_description,
     now_iso,
     parse_seeds,
+    record_run,
+    run_folder,
     run_jobs,
     start_run,
 )
@@ -91,15 +93,7 @@ def run_benchmark(
     results = ResultsWriter(out.root / "benchmark.json", None if results_dir is None else Path(results_dir) / name, markdown_table)
 
     def done(job: Job, result: dict[str, Any]) -> None:
-        doc["records"].extend(records_from(job.scenario, result["test"], result["seconds"], result["trainable"],
-                                           seed=job.seed, dev=result.get("dev") if seeds else None))
-        doc["total_seconds"] = round(time.time() - t0, 1)
-        results.write(doc)  # after every run, so a long run that dies keeps what finished
-        say(f"{job.folder}: " + ", ".join(f"{t} {METRICS[t][0]}={m[METRICS[t][0]]:.4f}" for t, m in result["test"].items() if t in METRICS)
-            + f" ({result['seconds']:.0f}s, {result['trainable']:,} trainable)")
-
-    def folder(name: str, seed: int | None) -> str:
-        return name if seed is None else f"{name}-s{seed}"
+        record_run(doc, job, result, t0, results, say, with_dev=bool(seeds))
 
     keep = list(tasks)
     plan: list[Job] = []
@@ -114,11 +108,11 @@ def run_benchmark(
                 if task == "stsb":
                     continue  # identical to "untrained": there is no head parameter to train
                 cfg = load_run_config(single_dir / f"{task}.yaml", [*overrides, *extra, "freeze.encoder=true"], subset, work)
-                plan.append(Job("frozen-encoder", seed, folder(f"frozen-{task}", seed), cfg, task))
+                plan.append(Job("frozen-encoder", seed, run_folder("frozen", seed, task), cfg, task))
         if "single" in runs:
             for task in keep:
                 cfg = load_run_config(single_dir / f"{task}.yaml", [*overrides, *extra], subset, work)
-                plan.append(Job("single", seed, folder(f"single-{task}", seed), cfg, task))
+                plan.append(Job("single", seed, run_folder("single", seed, task), cfg, task))
         if "joint" in runs:
             cfg = load_run_config(Path(config), [*overrides, *extra], subset, work)
             cfg.tasks = [t for t in cfg.tasks if t.name in keep]
@@ -126,10 +120,10 @@ def run_benchmark(
                 raise PolyheadError("no task of the joint config is selected")
             needs: tuple[str, ...] = ()
             if distill:
-                teachers = {t.name: folder(f"single-{t.name}", seed) for t in cfg.tasks}
+                teachers = {t.name: run_folder("single", seed, t.name) for t in cfg.tasks}
                 cfg.training.distill_teachers = {t: str((out.root / f).resolve()) for t, f in teachers.items()}
                 needs = tuple(teachers.values())
-            plan.append(Job("joint", seed, folder("joint", seed), cfg, needs=needs))
+            plan.append(Job("joint", seed, run_folder("joint", seed), cfg, needs=needs))
     run_jobs(plan, jobs, out, say, done, lambda job: {})
     doc["total_seconds"] = round(time.time() - t0, 1)
     results.write(doc)

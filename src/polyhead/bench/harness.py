@@ -17,6 +17,7 @@ from typing import Any, Callable
 from ..errors import PolyheadError
 from ..io import check_replaceable_dir, read_json, write_json_atomic
 from ..training.config import RunConfig, load_config
+from .results import METRICS, ResultsWriter, records_from
 from .subset import Subset, apply_subset
 
 MARKER = "polyhead-benchmark.json"
@@ -110,24 +111,28 @@ def now_iso() -> str:
 
 
 # -- running ---------------------------------------------------------------------------------------
-def train_one(cfg: RunConfig, out: Path, say: Callable[[str], None]) -> Any:
-    """Train one config into a fresh folder (from OutputDir.fresh); return the TrainResult.
-
-    The loop's own lines (data, sizes, one dev summary per epoch, test) go to `say` prefixed
-    with the run's folder name, and a progress bar shows when stderr is a terminal: a full
-    run takes long enough that silence would look like a hang.
-    """
-    from ..training.loop import train
-
-    return train(cfg, out, progress=sys.stderr.isatty(), device="cpu" if cpu_only() else None,
-                 log=lambda m: say(f"[{out.name}] {m}"))
-
-
 def cpu_only() -> bool:
     """True when there is no CUDA device."""
     import torch
 
     return not torch.cuda.is_available()
+
+
+def run_folder(name: str, seed: int | None, task: str | None = None) -> str:
+    """A run's folder name: `joint`, `single-trec`, `full-s0`, `single-task-trec-s1`."""
+    return "-".join([name] + ([task] if task else []) + ([f"s{seed}"] if seed is not None else []))
+
+
+def record_run(doc: dict[str, Any], job: "Job", result: dict[str, Any], t0: float, results: ResultsWriter,
+               say: Callable[[str], None], with_dev: bool) -> None:
+    """Add a finished run's records to the doc and write the results after every run (a long
+    benchmark that dies keeps what finished); say its test scores, time and size."""
+    doc["records"].extend(records_from(job.scenario, result["test"], result["seconds"], result["trainable"],
+                                       seed=job.seed, dev=result.get("dev") if with_dev else None))
+    doc["total_seconds"] = round(time.time() - t0, 1)
+    results.write(doc)
+    say(f"{job.folder}: " + ", ".join(f"{t} {METRICS[t][0]}={m[METRICS[t][0]]:.4f}" for t, m in result["test"].items() if t in METRICS)
+        + f" ({result['seconds']:.0f}s, {result['trainable']:,} trainable)")
 
 
 def load_run_config(path: Path, overrides: list[str], subset: Subset | None, workdir: Path) -> RunConfig:

@@ -63,15 +63,25 @@ def records_from(
     return out
 
 
+def _matching(records: list[dict], run: str, task: str, metric: str, split: str = "test") -> list[dict]:
+    """The records of one (run, task, metric, split): one per seed."""
+    return [r for r in records
+            if r["run"] == run and r["task"] == task and r["metric"] == metric and r.get("split", "test") == split]
+
+
+def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    mean = sum(values) / len(values)
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return mean, sd
+
+
 def stats(records: list[dict], run: str, task: str, metric: str, split: str = "test") -> tuple[float, float, int] | None:
     """Mean, sample standard deviation (0 for one value) and count of a (run, task, metric) over seeds."""
-    vals = [float(r["value"]) for r in records
-            if r["run"] == run and r["task"] == task and r["metric"] == metric and r.get("split", "test") == split]
+    vals = [float(r["value"]) for r in _matching(records, run, task, metric, split)]
     if not vals:
         return None
-    mean = sum(vals) / len(vals)
-    sd = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
-    return mean, sd, len(vals)
+    return (*_mean_sd(vals), len(vals))
 
 
 def _value(records: list[dict], run: str, task: str, metric: str) -> float | None:
@@ -210,8 +220,7 @@ def _difference_table(recs: list[dict], scenarios: Sequence[str]) -> list[str]:
            "| scenario | " + " | ".join(TASKS) + " | worst task |", "|---|" + "---|" * (len(TASKS) + 1)]
 
     def by_seed(run: str, task: str) -> dict[Any, float]:
-        return {r.get("seed"): float(r["value"]) for r in recs
-                if r["run"] == run and r["task"] == task and r["metric"] == METRICS[task][0] and r.get("split", "test") == "test"}
+        return {r.get("seed"): float(r["value"]) for r in _matching(recs, run, task, METRICS[task][0])}
 
     for scenario in scenarios:
         if scenario == "single-task":
@@ -223,8 +232,7 @@ def _difference_table(recs: list[dict], scenarios: Sequence[str]) -> list[str]:
             if not diffs:
                 cells.append("—")
                 continue
-            mean = sum(diffs) / len(diffs)
-            sd = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5 if len(diffs) > 1 else 0.0
+            mean, sd = _mean_sd(diffs)
             cells.append(f"{mean:+.4f} ± {sd:.4f}" if len(diffs) > 1 else f"{mean:+.4f}")
             worst = mean if worst is None else min(worst, mean)
         if any(c != "—" for c in cells):

@@ -15,8 +15,8 @@ from typing import Any, Callable, Sequence
 
 from ..errors import PolyheadError
 from ..training.config import RunConfig
-from .harness import Job, OutputDir, cpu_only, load_run_config, parse_seeds, run_jobs, start_run, train_one  # noqa: F401
-from .results import DEFAULT_STUDY_SCENARIOS, METRICS, SCENARIOS, TASKS, ResultsWriter, records_from, study_markdown
+from .harness import Job, OutputDir, cpu_only, load_run_config, record_run, run_folder, run_jobs, start_run, train_job
+from .results import DEFAULT_STUDY_SCENARIOS, SCENARIOS, TASKS, ResultsWriter, study_markdown
 from .subset import QUICK, STUDY, Subset
 
 FROZEN_HEAD_TASK = "sentiment"
@@ -122,9 +122,6 @@ def run_study(
     }
     config, single_dir = Path(config), Path(single_dir)
 
-    def folder(scenario: str, seed: int | None, task: str | None = None) -> str:
-        return "-".join([scenario] + ([task] if task else []) + ([f"s{seed}"] if seed is not None else []))
-
     def seeded(extra: list[str], seed: int | None) -> list[str]:
         return base + extra + ([f"training.seed={seed}"] if seed is not None else [])
 
@@ -134,33 +131,28 @@ def run_study(
             if scenario == "single-task":
                 for task in TASKS:
                     cfg = load_run_config(single_dir / f"{task}.yaml", seeded([], seed), subset, work)
-                    plan.append(Job(scenario, seed, folder(scenario, seed, task), cfg, task))
+                    plan.append(Job(scenario, seed, run_folder(scenario, seed, task), cfg, task))
             elif scenario in static:
-                plan.append(Job(scenario, seed, folder(scenario, seed), load_run_config(config, seeded(static[scenario], seed), subset, work)))
+                plan.append(Job(scenario, seed, run_folder(scenario, seed), load_run_config(config, seeded(static[scenario], seed), subset, work)))
             elif scenario == "gradual-unfreezing":
                 cfg = load_run_config(config, seeded([], seed), subset, work)
                 cfg.freeze.gradual_unfreezing = _gradual_every(cfg)
                 cfg.freeze.gradual_unit = "step"
-                plan.append(Job(scenario, seed, folder(scenario, seed), cfg))
+                plan.append(Job(scenario, seed, run_folder(scenario, seed), cfg))
             elif scenario == "head-frozen":
-                plan.append(Job(scenario, seed, folder(scenario, seed), needs=(folder("full", seed),)))
+                plan.append(Job(scenario, seed, run_folder(scenario, seed), needs=(run_folder("full", seed),)))
             else:  # distill, or a recipe with +distill: the same seed's single-task models teach
                 extra = [o for o in (recipes.get(scenario) or []) if o != DISTILL]
-                teachers = {t: str((out.root / folder("single-task", seed, t)).resolve()) for t in TASKS}
+                teachers = {t: str((out.root / run_folder("single-task", seed, t)).resolve()) for t in TASKS}
                 cfg = load_run_config(config, seeded(extra, seed), subset, work)
                 cfg.training.distill_teachers = {t: p for t, p in teachers.items() if any(x.name == t for x in cfg.tasks)}
-                plan.append(Job(scenario, seed, folder(scenario, seed), cfg,
-                                 needs=tuple(folder("single-task", seed, t) for t in cfg.training.distill_teachers)))
+                plan.append(Job(scenario, seed, run_folder(scenario, seed), cfg,
+                                 needs=tuple(run_folder("single-task", seed, t) for t in cfg.training.distill_teachers)))
 
     def done(job: Job, result: dict[str, Any]) -> None:
-        doc["records"].extend(records_from(job.scenario, result["test"], result["seconds"], result["trainable"],
-                                           seed=job.seed, dev=result.get("dev") if seeds else None))
         if result.get("note"):
             doc["notes"][job.folder if seeds else job.scenario] = result["note"]
-        doc["total_seconds"] = round(time.time() - t0, 1)
-        results.write(doc)  # after every run: a long study that dies keeps what finished
-        say(f"{job.folder}: " + ", ".join(f"{t} {METRICS[t][0]}={m[METRICS[t][0]]:.4f}" for t, m in result["test"].items() if t in METRICS)
-            + f" ({result['seconds']:.0f}s, {result['trainable']:,} trainable)")
+        record_run(doc, job, result, t0, results, say, with_dev=bool(seeds))
 
     def head_frozen(job: Job) -> dict[str, Any]:
         return _head_frozen(config, seeded([], job.seed), subset, work, out, say, start=job.needs[0], name=job.folder)
@@ -187,8 +179,8 @@ def _head_frozen(config: Path, base: list[str], subset: Subset, work: Path, out:
     cfg = load_run_config(config, base + [f"training.init_from={start_dir}"], subset, work)
     frozen = [t for t in cfg.tasks if t.name == FROZEN_HEAD_TASK]
     cfg.tasks = [t for t in cfg.tasks if t.name != FROZEN_HEAD_TASK]
-    result = train_one(cfg, out.root / name, say)
-    test = dict(result.test)
+    result = train_job(cfg, str(out.root / name), name, 0, cpu_only(), sys.stderr.isatty(), say)
+    test = dict(result["test"])
     if frozen:
         old = load(start_dir, device="cpu" if cpu_only() else None)
         model = load(out.root / name, device=old.device)
@@ -206,4 +198,4 @@ def _head_frozen(config: Path, base: list[str], subset: Subset, work: Path, out:
     else:
         note = f"head-frozen: the config has no {FROZEN_HEAD_TASK} task"
     say(note)
-    return {"test": test, "seconds": result.seconds, "trainable": result.trainable_params, "note": note}
+    return {"test": test, "seconds": result["seconds"], "trainable": result["trainable"], "note": note}
