@@ -23,7 +23,7 @@ from .backbone import (
     resolve_model_path,
     user_stacklevel,
 )
-from .backend import check_texts, length_sorted_batches
+from .backend import batch_tokens_for, check_texts, length_sorted_batches
 
 POOLING_MODES = ("mean", "cls", "max")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
@@ -128,6 +128,8 @@ class Encoder(nn.Module):
         self.max_length = int(max_length)
         self.device_ = pick_device(device)
         self.precision = resolve_precision(precision, self.device_)
+        # Most padded tokens per forward pass when encoding (None: only batch_size limits a batch).
+        self.batch_tokens: int | None = batch_tokens_for(self.device_)
         self._warned_truncation = False
         self.to(self.device_)
         self.eval()
@@ -199,7 +201,7 @@ class Encoder(nn.Module):
             return
         enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, return_offsets_mapping=offsets)
         self._warned_truncation = warn_if_truncated(enc, self.max_length, self._warned_truncation)
-        for idx in length_sorted_batches([len(ids) for ids in enc["input_ids"]], batch_size):
+        for idx in length_sorted_batches([len(ids) for ids in enc["input_ids"]], batch_size, self.batch_tokens):
             yield idx, self._padded(enc, idx)
 
     def _padded(self, enc: Any, idx: list[int]) -> Any:
