@@ -18,6 +18,7 @@ from typing import Any
 
 from ..console import announce_precision, say
 from ..errors import PolyheadError
+from .backend import graph_model
 from ..io import check_new_file, check_replaceable_dir, read_text, write_bytes_atomic, write_text_atomic
 
 
@@ -126,16 +127,23 @@ def cmd_encode(args: argparse.Namespace) -> int:
         return encode_to_folder(args)
     out = output_file(args.output, args.force)
     texts = gather_texts(args)
-    enc = Encoder(
-        args.model,
-        pooling=args.pooling,
-        normalize=not args.no_normalize,
-        max_length=args.max_length,
-        device=args.device,
-        precision=args.precision,
-    )
-    announce_precision(enc, args.precision)
-    vectors = enc.encode(texts, batch_size=args.batch_size, show_progress=args.progress)
+    if args.backend != "torch":
+        enc = graph_model(args, args.model)
+    else:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        enc = Encoder(
+            args.model,
+            pooling=args.pooling,
+            normalize=not args.no_normalize,
+            max_length=args.max_length,
+            device=args.device,
+            precision=args.precision,
+        )
+        announce_precision(enc, args.precision)
+    vectors = enc.encode(texts, batch_size=args.batch_size, normalize=not args.no_normalize, show_progress=args.progress)
     if out is not None and out.suffix == ".npy":
         out.parent.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(out, lambda fh: np.save(fh, vectors))
@@ -147,7 +155,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 # (flag, argparse dest, default) of the encode options only --engine ray reads.
 RAY_ONLY_OPTIONS = (
-    ("--text-column", "text_column", "text"), ("--tasks", "tasks", None), ("--backend", "backend", "torch"),
+    ("--text-column", "text_column", "text"), ("--tasks", "tasks", None),
     ("--output-format", "output_format", None), ("--actors", "actors", None), ("--cpus-per-actor", "cpus_per_actor", 1),
     ("--gpus-per-actor", "gpus_per_actor", None), ("--ray-address", "ray_address", None),
 )
@@ -201,16 +209,19 @@ def encode_to_folder(args: argparse.Namespace) -> int:
     device = args.device
     if device is None and count > 1:
         device = process_device()  # one GPU per process when there are GPUs
-    enc = Encoder(
-        args.model,
-        pooling=args.pooling,
-        normalize=not args.no_normalize,
-        max_length=args.max_length,
-        device=device,
-        precision=args.precision,
-    )
-    if index == 0:
-        announce_precision(enc, args.precision)
+    if args.backend != "torch":
+        enc = graph_model(args, args.model)
+    else:
+        enc = Encoder(
+            args.model,
+            pooling=args.pooling,
+            normalize=not args.no_normalize,
+            max_length=args.max_length,
+            device=device,
+            precision=args.precision,
+        )
+        if index == 0:
+            announce_precision(enc, args.precision)
     summary = encode_to_shards(
         enc,
         args.input,
@@ -221,6 +232,7 @@ def encode_to_folder(args: argparse.Namespace) -> int:
         show_progress=args.progress or os.isatty(2),
         process_index=index,
         num_processes=count,
+        normalize=False if args.no_normalize else None,
         force=args.force,
     )
     rate = summary["lines"] / summary["seconds"] if summary["seconds"] > 0 else 0.0
@@ -239,8 +251,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     out = output_file(args.output, args.force)
     texts = gather_texts(args)  # cheap checks before the model loads
-    model = load(args.model_dir, device=args.device, precision=args.precision)
-    announce_precision(model.encoder, args.precision)
+    if args.backend != "torch":
+        model = graph_model(args, args.model_dir)
+    else:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        model = load(args.model_dir, device=args.device, precision=args.precision)
+        announce_precision(model.encoder, args.precision)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     results = model.predict(
         texts, tasks=tasks, batch_size=args.batch_size, embeddings=args.embeddings, show_progress=args.progress
@@ -379,14 +398,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Export a saved model (or a plain encoder folder) to ONNX."""
+    """Export a saved model (or a plain encoder folder) to ONNX or OpenVINO."""
     import time
 
+    started = time.perf_counter()
+    calibration = getattr(args, "calibration", None)
+    if args.format == "openvino":
+        from ..onnx.openvino import export_openvino_folder
+        from ..onnx.openvino import read_manifest as read_openvino_manifest
+
+        out = export_openvino_folder(args.model_dir, args.output, quantize=args.quantize, calibration=calibration, force=args.force)
+        manifest = read_openvino_manifest(out)
+        say(f"exported to {out} in {time.perf_counter() - started:.1f}s: " + ", ".join(manifest["files"].values()))
+        quant = manifest["quantization"]
+        if quant:
+            cal = quant["calibration"]
+            say(f"int8 (NNCF, static) calibrated on {cal['texts']} texts from {cal['source']}; "
+                f"min cosine to fp32 on them {quant['probe_min_cosine_vs_fp32']:.4f}")
+        return 0
+    if args.format != "onnx":
+        raise PolyheadError(f"unknown export format {args.format!r}; choose onnx or openvino")
+    if calibration:
+        raise PolyheadError("--calibration goes with --format openvino --quantize int8 (ONNX int8 is dynamic: no calibration)")
     from ..onnx import export_folder, read_manifest
 
-    if args.format != "onnx":
-        raise PolyheadError(f"unknown export format {args.format!r}; the only one is onnx")
-    started = time.perf_counter()
     out = export_folder(args.model_dir, args.output, quantize=args.quantize, force=args.force)
     manifest = read_manifest(out)
     fusion = manifest["ort_fusion"]

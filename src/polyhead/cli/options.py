@@ -57,7 +57,7 @@ def with_choices(action: argparse.Action, choices: Sequence[str]) -> argparse.Ac
 POOLING_MODES = LibraryChoices("polyhead.modeling.encoder", "POOLING_MODES")
 PRECISIONS = LibraryChoices("polyhead.modeling.encoder", "PRECISIONS")
 SPLITS = LibraryChoices("polyhead.training.data", "SPLITS")
-BACKENDS = LibraryChoices("polyhead.serving.settings", "BACKENDS")
+BACKENDS = LibraryChoices("polyhead.onnx.backends", "BACKENDS")
 # The ONNX exporter has no constant for its quantisation modes yet (export_onnx checks "int8").
 QUANTIZATIONS = ("int8",)
 
@@ -70,6 +70,18 @@ def model_options(p: argparse.ArgumentParser) -> None:
         "--precision", default="auto", help="auto = bf16 where the CPU/GPU supports it, else fp32 (default: auto)"
     ), PRECISIONS)
     p.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default: 32)")
+
+
+def backend_options(p: argparse.ArgumentParser) -> None:
+    """--backend, --variant, --threads: what runs the model (docs/speed.md)."""
+    with_choices(p.add_argument(
+        "--backend", default="torch",
+        help="torch (default); onnx or openvino: run the export in MODEL_DIR (polyhead export MODEL_DIR --format "
+        "onnx|openvino); auto: the fastest of those installed here, measured once per machine and model and cached",
+    ), BACKENDS)
+    p.add_argument("--variant", choices=("fp32", "int8"), default=None,
+                   help="onnx/openvino: which exported file (default: the export's default, int8 when quantised)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores)")
 
 
 def input_options(p: argparse.ArgumentParser) -> None:
@@ -132,6 +144,7 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard-size", type=int, default=10000, help="lines per shard with --output DIR/ (default: 10000)")
     p.add_argument("--no-resume", action="store_true", help="with --output DIR/: start over instead of skipping finished shards")
     model_options(p)
+    backend_options(p)
     _add_encode_engine(p)
     p.set_defaults(func=commands.cmd_encode)
 
@@ -145,8 +158,6 @@ def _add_encode_engine(p: argparse.ArgumentParser) -> None:
     g.add_argument("--text-column", default="text", help="the column holding the texts (default: text)")
     g.add_argument("--tasks", default=None, help="also run these heads of the polyhead model in --model "
                    "(comma-separated, or 'all'): <task>_label/_score/_scores or <task>_entities columns")
-    g.add_argument("--backend", choices=("torch", "onnx"), default="torch",
-                   help="torch (default) or onnx (--model: an exported model)")
     g.add_argument("--output-format", choices=("parquet", "jsonl"), default=None,
                    help="default: parquet for parquet input, else jsonl")
     g.add_argument("--actors", type=int, default=None, help="model replicas (default: as many as the CPUs/GPUs allow)")
@@ -170,6 +181,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", help="write JSON lines here instead of stdout")
     force_option(p, "the --output file")
     model_options(p)
+    backend_options(p)
     p.set_defaults(func=commands.cmd_predict)
 
 
@@ -255,7 +267,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--api-key", default=None, help="require this key in the X-API-Key or Authorization: Bearer header (default: $POLYHEAD_API_KEY)")
-    with_choices(p.add_argument("--backend", default="torch", help="onnx: run an exported ONNX model"), BACKENDS)
+    backend_options(p)
     p.add_argument("--max-batch-size", type=int, default=64, help="micro-batching: most texts per forward pass")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="micro-batching: longest wait to fill a batch")
     p.add_argument("--max-texts", type=int, default=256, help="most texts in one request")
@@ -269,14 +281,20 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
-        help="export a model for fast inference (ONNX)",
-        description="Export the encoder and every head to ONNX (dynamic batch and sequence axes), optionally int8-quantised. "
-        "The output folder must be missing, empty or an earlier ONNX export (--force replaces another folder).",
+        help="export a model for fast inference (ONNX, OpenVINO)",
+        description="Export the encoder and every head as one graph (dynamic batch and sequence axes): ONNX for ONNX "
+        "Runtime, or OpenVINO IR (pip install 'polyhead[openvino]'), optionally int8-quantised. The output folder must "
+        "be missing, empty or an earlier export of the same format (--force replaces another folder).",
     )
     p.add_argument("model_dir", metavar="MODEL_DIR")
-    p.add_argument("--format", default="onnx", choices=["onnx"])
-    p.add_argument("--quantize", default=None, choices=QUANTIZATIONS, help="dynamic int8 quantisation of the weights")
-    p.add_argument("-o", "--output", default=None, help="default: MODEL_DIR/onnx")
+    p.add_argument("--format", default="onnx", choices=["onnx", "openvino"])
+    p.add_argument("--quantize", default=None, choices=QUANTIZATIONS,
+                   help="int8: onnx: dynamic (weights int8, activation scales per batch); openvino: static with NNCF "
+                   "(activation scales calibrated on --calibration texts)")
+    p.add_argument("--calibration", default=None, metavar="FILE",
+                   help="openvino int8: texts to calibrate on, one per line (.txt) or .jsonl (text / sentence1 / "
+                   "sentence2 / tokens); a few hundred of your own texts is best (default: a shipped sample of 256 texts)")
+    p.add_argument("-o", "--output", default=None, help="default: MODEL_DIR/onnx or MODEL_DIR/openvino")
     force_option(p, "the --output folder")
     p.set_defaults(func=commands.cmd_export)
 

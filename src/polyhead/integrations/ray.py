@@ -1,7 +1,7 @@
 """Ray Data batch inference: embed and label a corpus on every core and machine of a Ray cluster.
 
 `PolyheadPredictor` is the callable class for `ds.map_batches(PolyheadPredictor,
-fn_constructor_kwargs={"model_dir": ..., "tasks": [...], "backend": "torch"|"onnx",
+fn_constructor_kwargs={"model_dir": ..., "tasks": [...], "backend": "torch"|"onnx"|"openvino",
 "text_column": "text"}, concurrency=N, num_cpus=k)`: each actor loads the model once and runs the
 backend's own `predict()` (the `InferenceModel` contract), so decoding is exactly that of
 `polyhead predict` and the server; torch / ONNX Runtime threads follow the actor's CPUs.
@@ -35,7 +35,9 @@ OUTPUT_FORMATS = ("parquet", "jsonl")
 # Logical CPUs a local cluster started by `encode_files` gets on top of the machine's, for Ray
 # Data's file listing / reading / writing tasks (see encode_files).
 IO_CPUS = 1
-BACKENDS = ("torch", "onnx")
+# auto is left out: every actor would measure at once, on a busy machine; measure once with
+# `polyhead encode --backend auto` on one node and name the winner here.
+BACKENDS = ("torch", "onnx", "openvino")
 # Rows handed to an actor per call. The backend then sorts them by length and runs forward
 # passes of `batch_size` texts, so a large call pads less than many small ones.
 DEFAULT_ROWS_PER_CALL = 512
@@ -77,26 +79,15 @@ def load_inference_model(
 ) -> Any:
     """An `InferenceModel` for MODEL_DIR: a polyhead model, a plain encoder folder or hub name
     (wrapped as a model with no heads; `encoder_kwargs` are its pooling/normalize/max_length),
-    the bundled encoder (None), or with backend="onnx" an export (MODEL_DIR or MODEL_DIR/onnx)."""
-    from ..modeling.model import CONFIG_FILE, MultiTaskModel, load
+    the bundled encoder (None), or with backend="onnx"/"openvino" an export (MODEL_DIR, MODEL_DIR/onnx or
+    MODEL_DIR/openvino); onnx_variant picks its fp32 or int8 file."""
+    from ..onnx.backends import load_backend
 
     check_model_dir(model_dir, backend, where=f" (on {socket.gethostname()})")
-    if backend == "onnx":
-        try:
-            from ..onnx import OnnxModel  # optional onnxruntime dependency
-        except ImportError as exc:
-            raise PolyheadError(f"backend onnx is not available ({exc}); run: pip install 'polyhead[onnx]'") from None
-        return OnnxModel.load(model_dir, variant=onnx_variant, threads=threads)
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    if model_dir is not None and (Path(model_dir) / CONFIG_FILE).is_file():
-        return load(model_dir, device=device, precision=precision)
-    from ..modeling.encoder import Encoder
-
-    encoder = Encoder(model_dir, device=device, precision=precision, **(encoder_kwargs or {}))
-    return MultiTaskModel(encoder, [])
+    return load_backend(
+        model_dir, backend, device=device, precision=precision, threads=threads, variant=onnx_variant,
+        encoder_kwargs=encoder_kwargs, announce=False,
+    )
 
 
 def _looks_like_path(name: str) -> bool:
@@ -341,10 +332,11 @@ def check_model_dir(model_dir: str | os.PathLike | None, backend: str, where: st
     """Cheap checks (in the driver before any actor starts, and in each actor): the backend is
     known, the folder exists (a name like org/model is a hub name), an ONNX export is there."""
     if backend not in BACKENDS:
-        raise PolyheadError(f"unknown backend {backend!r}; choose {' or '.join(BACKENDS)}")
+        extra = " (auto measures on one machine: run `polyhead encode --backend auto` there and name its choice)" if backend == "auto" else ""
+        raise PolyheadError(f"unknown backend {backend!r} for Ray; choose one of {', '.join(BACKENDS)}{extra}")
     if model_dir is None:
-        if backend == "onnx":
-            raise PolyheadError("backend onnx needs a model folder (an exported model: polyhead export MODEL_DIR)")
+        if backend != "torch":
+            raise PolyheadError(f"backend {backend} needs a model folder (an exported model: polyhead export MODEL_DIR --format {backend})")
         return
     path = Path(model_dir).expanduser()
     if not path.exists() and "://" not in str(model_dir) and _looks_like_path(str(model_dir)):
@@ -353,6 +345,10 @@ def check_model_dir(model_dir: str | os.PathLike | None, backend: str, where: st
         from ..onnx.runtime import find_onnx_dir
 
         find_onnx_dir(path)
+    elif backend == "openvino":
+        from ..onnx.openvino import find_openvino_dir
+
+        find_openvino_dir(path)
 
 
 def read_dataset(files: list[str], fmt: str, text_column: str) -> Any:

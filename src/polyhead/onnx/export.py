@@ -69,7 +69,7 @@ def export_onnx(
         raise PolyheadError(f"can only export a MultiTaskModel or an Encoder, got {type(model).__name__}")
     out_dir = Path(out_dir)
     # Before any work: a refused folder must not cost a whole export first.
-    check_export_target(out_dir, force, _local_folders(model.encoder.name_or_path))
+    check_export_target(out_dir, force, local_folders(model.encoder.name_or_path))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
@@ -327,7 +327,14 @@ def _output_specs(model: Any, heads: list[str]) -> list[dict[str, Any]]:
     return specs
 
 
-def check_export_target(out_dir: str | os.PathLike, force: bool = False, models: Iterable[str | os.PathLike] = ()) -> None:
+def check_export_target(
+    out_dir: str | os.PathLike,
+    force: bool = False,
+    models: Iterable[str | os.PathLike] = (),
+    manifest: str = MANIFEST,
+    what: str = "an ONNX export",
+    subdir: str = "onnx",
+) -> None:
     """Refuse (PolyheadError) an export folder whose replacement would lose work.
 
     Refused even with force: a file (replacing folders only), a polyhead model folder, and the
@@ -344,17 +351,17 @@ def check_export_target(out_dir: str | os.PathLike, force: bool = False, models:
             what = "is" if where == src else "holds"
             raise PolyheadError(
                 f"{out} {what} the model being exported: exporting there would delete it, even with --force; "
-                f"choose another output folder (the default is {Path(model) / 'onnx'})"
+                f"choose another output folder (the default is {Path(model) / subdir})"
             )
     if (out / CONFIG_FILE).is_file():
         raise PolyheadError(
             f"{out} is a polyhead model folder ({CONFIG_FILE}): exporting there would delete the model, even with "
-            f"--force; choose another output folder (the default is {out / 'onnx'})"
+            f"--force; choose another output folder (the default is {out / subdir})"
         )
-    check_replaceable_dir(out, [MANIFEST], "an ONNX export", force)
+    check_replaceable_dir(out, [manifest], what, force)
 
 
-def _local_folders(name_or_path: str) -> list[Path]:
+def local_folders(name_or_path: str) -> list[Path]:
     """The encoder's source as a folder to protect, when it is one on this machine."""
     if not name_or_path:  # Path("") is the current folder, which is no model
         return []
@@ -374,14 +381,17 @@ def export_folder(
     src = Path(model_dir)
     out = Path(out_dir) if out_dir else src / "onnx"
     check_export_target(out, force, [src])
+    export_onnx(load_exportable(src), out, quantize=quantize, force=force)
+    return out
+
+
+def load_exportable(src: Path) -> Any:
+    """The model in a saved polyhead folder, or a plain encoder folder as a model without heads."""
     if (src / CONFIG_FILE).is_file():
-        model: Any = MultiTaskModel.load(src, device="cpu")
-    elif (src / "config.json").is_file():
+        return MultiTaskModel.load(src, device="cpu")
+    if (src / "config.json").is_file():
         # A plain encoder folder: export embeddings only, with the default choices (max length
         # capped at the backbone's positions so small backbones export too).
         positions = read_json(src / "config.json").get("max_position_embeddings") or 256
-        model = Encoder(src, device="cpu", max_length=min(256, int(positions)))
-    else:
-        raise PolyheadError(f"{src} is neither a polyhead model nor an encoder folder")
-    export_onnx(model, out, quantize=quantize, force=force)
-    return out
+        return Encoder(src, device="cpu", max_length=min(256, int(positions)))
+    raise PolyheadError(f"{src} is neither a polyhead model nor an encoder folder")

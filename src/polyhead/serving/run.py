@@ -64,24 +64,32 @@ def settings_from_args(args: Any) -> ServeSettings:
     return settings
 
 
-def load_for_serving(model_dir: Optional[str], backend: str = "torch", device: Optional[str] = None, precision: str = "auto") -> tuple[Any, str]:
-    """Load what `polyhead serve` serves: (model, name). No folder: the bundled encoder."""
-    if backend == "onnx":
-        if not model_dir:
-            raise PolyheadError("--backend onnx needs MODEL_DIR (an exported model: polyhead export MODEL_DIR)")
-        try:
-            from ..onnx import OnnxModel  # optional onnxruntime dependency
-        except Exception as exc:  # ImportError, or onnxruntime missing underneath
-            raise PolyheadError(f"--backend onnx is not available: {exc}") from None
-        try:
-            # MODEL_DIR or its onnx/ folder (where `polyhead export MODEL_DIR` writes by default).
-            return OnnxModel.load(str(model_dir)), Path(model_dir).resolve().name
-        except PolyheadError:
-            raise
-        except Exception as exc:
-            raise PolyheadError(f"could not load the ONNX model from {model_dir}: {exc}") from None
+def load_for_serving(
+    model_dir: Optional[str],
+    backend: str = "torch",
+    device: Optional[str] = None,
+    precision: str = "auto",
+    variant: Optional[str] = None,
+    threads: Optional[int] = None,
+) -> tuple[Any, str]:
+    """Load what `polyhead serve` serves: (model, name). No folder: the bundled encoder.
+
+    backend auto is resolved here (polyhead.onnx.backends.pick_backend); the model's own
+    `backend` attribute says which one runs ("torch", "onnxruntime", "openvino").
+    """
+    from ..onnx.backends import load_backend, pick_backend
+
     if backend not in BACKENDS:
-        raise PolyheadError(f"unknown backend {backend!r}; choose {' or '.join(BACKENDS)}")
+        raise PolyheadError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        backend = pick_backend(model_dir, device=device, precision=precision, threads=threads, variant=variant)
+    if backend != "torch":
+        model = load_backend(model_dir, backend, device=device, precision=precision, threads=threads, variant=variant)
+        return model, Path(str(model_dir)).resolve().name
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
     if not model_dir:
         from ..modeling.encoder import Encoder
 
@@ -90,6 +98,12 @@ def load_for_serving(model_dir: Optional[str], backend: str = "torch", device: O
     from ..modeling.model import load
 
     return load(model_dir, device=device, precision=precision), Path(model_dir).resolve().name
+
+
+def _backend_name(model: Any) -> str:
+    """The --backend name of a loaded model ("onnxruntime" is --backend onnx)."""
+    name = getattr(model, "backend", "torch")
+    return "onnx" if name == "onnxruntime" else name
 
 
 class _Stop(Exception):
@@ -134,7 +148,11 @@ def run_server(args: Any) -> int:
     sock = bind_socket(host, port)  # before the slow model load: a busy port fails at once
     try:
         precision = getattr(args, "precision", "auto") or "auto"
-        model, name = load_for_serving(getattr(args, "model_dir", None), settings.backend, getattr(args, "device", None), precision)
+        model, name = load_for_serving(
+            getattr(args, "model_dir", None), settings.backend, getattr(args, "device", None), precision,
+            variant=getattr(args, "variant", None), threads=getattr(args, "threads", None),
+        )
+        settings.backend = _backend_name(model)  # what auto chose
         settings.model_name = name
         settings.model_dir = getattr(args, "model_dir", None)
         app = create_app(model, settings)

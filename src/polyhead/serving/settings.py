@@ -7,7 +7,7 @@ from typing import Optional
 
 from ..errors import PolyheadError
 
-BACKENDS = ("torch", "onnx")  # what `polyhead serve --backend` accepts
+from ..onnx.backends import BACKENDS  # noqa: E402,F401 - what `polyhead serve --backend` accepts
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # Paths that answer without an API key: liveness probes must work without secrets, and the
 # playground page and its assets are static files (the page asks for the key itself).

@@ -1,0 +1,259 @@
+"""What every exported-graph backend shares: the export folder's manifest, tokenising to NumPy,
+length-sorted batches padded to their own longest text, and the `InferenceModel` methods.
+
+A backend (runtime.py: ONNX Runtime; openvino.py: OpenVINO) only says how to run the graph on
+one padded batch (`_run`) and what it knows about itself (`_runtime_info`). The graph is the
+same in both: encoder + pooling + normalisation + every head, outputs `sentence_embedding`,
+`pooled` and `logits.<task>` (export.py).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from ..console import progress
+from ..errors import PolyheadError
+from ..io import read_json
+from ..modeling.backend import (
+    CPU_BATCH_TOKENS,
+    check_texts,
+    describe_encoder,
+    length_sorted_batches,
+    paired_similarity,
+    prediction,
+)
+from ..modeling.heads import per_text_tasks
+from ..modeling.model import select_tasks
+from ..modeling.tasks import TaskSpec
+
+TOKENIZER_DIR = "tokenizer"
+
+
+def require(module: str, extra: str, what: str) -> Any:
+    """Import an optional dependency, or fail with one line naming the extra that installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise PolyheadError(f"{what} needs the {module} package ({exc}); run: pip install 'polyhead[{extra}]'") from None
+
+
+def read_manifest(folder: str | os.PathLike, manifest: str, format_name: str, version: int) -> dict[str, Any]:
+    """The manifest of an export folder, checked for format and version."""
+    folder = Path(folder)
+    data = read_json(folder / manifest)
+    if data.get("format") != format_name:
+        raise PolyheadError(f"{folder / manifest}: format is {data.get('format')!r}, expected {format_name!r}")
+    if data.get("format_version") != version:
+        raise PolyheadError(f"{folder}: {format_name} export format version {data.get('format_version')!r} is not supported")
+    return data
+
+
+def find_export_dir(path: str | os.PathLike, manifest: str, subdir: str, what: str, command: str) -> Path:
+    """The export folder for PATH: PATH itself if it holds the manifest, else PATH/<subdir>."""
+    path = Path(path)
+    for cand in (path, path / subdir):
+        if (cand / manifest).is_file():
+            return cand
+    raise PolyheadError(f"no {what} export in {path} (no {manifest}); run: {command}")
+
+
+def variant_file(folder: Path, manifest: dict[str, Any], variant: str | None) -> tuple[str, Path]:
+    """(variant, file) for a requested variant (None: the export's default), checked to exist."""
+    variant = variant or manifest.get("default", "fp32")
+    files = manifest.get("files", {})
+    if variant not in files:
+        raise PolyheadError(f"{folder} has no {variant} model (it has {', '.join(files)})")
+    path = folder / files[variant]
+    if not path.is_file():
+        raise PolyheadError(f"{folder}: missing {files[variant]}")
+    return variant, path
+
+
+def load_tokenizer(folder: Path, manifest: dict[str, Any]) -> Any:
+    """The tokenizer saved in the export folder (the folder is self-contained)."""
+    from transformers import AutoTokenizer
+
+    from ..modeling.encoder import quiet_transformers
+
+    quiet_transformers()
+    return AutoTokenizer.from_pretrained(str(folder / manifest.get("tokenizer", TOKENIZER_DIR)), trust_remote_code=False)
+
+
+class GraphModel:
+    """A polyhead model exported as one graph: the `InferenceModel` contract on NumPy arrays.
+
+    It has no `.encoder`: the encoder's choices are attributes of the model itself (dim,
+    normalize, max_length, pooling, precision, device, config_dict()), so code that needs an
+    "encoder" (the streaming encoder, the server) takes the model directly.
+    """
+
+    backend = "graph"
+
+    def __init__(self, folder: Path, manifest: dict[str, Any], tokenizer: Any, variant: str, inputs: set[str]) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.tokenizer = tokenizer
+        self.variant = variant
+        cfg = manifest["polyhead"]
+        enc = cfg.get("encoder", {})
+        self.pooling = enc.get("pooling", "mean")
+        self.normalize = bool(enc.get("normalize", True))
+        self.max_length = int(enc.get("max_length", 256))
+        self.dim = int(enc.get("dim", 0))
+        self.name_or_path = enc.get("name_or_path", str(folder))
+        self.tasks: dict[str, TaskSpec] = {t["name"]: TaskSpec.from_dict(t) for t in cfg.get("tasks", [])}
+        self.precision = variant  # what the weights are stored as ("fp32" or "int8")
+        self._inputs = set(inputs)
+        # Most padded tokens per forward pass (None: only batch_size limits a batch); the
+        # exported graphs run on CPUs, where smaller batches of long texts are faster.
+        self.batch_tokens: int | None = CPU_BATCH_TOKENS
+        self._warned_truncation = False
+
+    # -- what a backend provides ----------------------------------------------------------------
+    def _run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The graph's outputs `names` for one padded batch."""
+        raise NotImplementedError
+
+    def _runtime_info(self) -> dict[str, Any]:
+        """Backend facts for info(): providers, threads, inference precision..."""
+        return {}
+
+    @property
+    def device(self) -> Any:
+        """The device the graph runs on, as a torch.device (as Encoder.device)."""
+        import torch
+
+        return torch.device("cpu")
+
+    # -- batching -------------------------------------------------------------------------
+    def batches(self, texts: Sequence[str], batch_size: int, offsets: bool = False) -> Iterator[tuple[list[int], dict[str, np.ndarray], list]]:
+        """Yield (original indices, numpy feed, offsets) for length-sorted batches padded to their longest text.
+
+        Texts are tokenised once; each batch is padded only to its own longest member, never to
+        max_length, and the caller puts results back in input order.
+        """
+        from ..modeling.encoder import warn_if_truncated
+
+        if batch_size < 1:  # checked before tokenising, so a bad value fails fast
+            raise PolyheadError(f"batch_size must be at least 1, got {batch_size}")
+        texts = check_texts(texts)
+        if not texts:
+            return
+        with_types = "token_type_ids" in self._inputs
+        enc = self.tokenizer(
+            texts,
+            truncation=True,
+            max_length=self.max_length,
+            padding=False,
+            return_offsets_mapping=offsets,
+            return_attention_mask=False,
+            return_token_type_ids=with_types,
+        )
+        self._warned_truncation = warn_if_truncated(enc, self.max_length, self._warned_truncation)
+        ids = enc["input_ids"]
+        types = enc.get("token_type_ids")
+        offs = enc.get("offset_mapping") if offsets else None
+        pad = self.tokenizer.pad_token_id or 0
+        for idx in length_sorted_batches([len(x) for x in ids], batch_size, self.batch_tokens):
+            width = len(ids[idx[0]])  # sorted longest first
+            input_ids = np.full((len(idx), width), pad, dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            tt = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                n = len(ids[i])
+                input_ids[row, :n] = ids[i]
+                mask[row, :n] = 1
+                if types is not None:
+                    tt[row, :n] = types[i]
+            feed = {"input_ids": input_ids, "attention_mask": mask}
+            if with_types:
+                feed["token_type_ids"] = tt
+            # Offsets padded with (0, 0) like the PyTorch tokenizer's, so decoding sees the same rows.
+            rows = [[tuple(o) for o in offs[i]] + [(0, 0)] * (width - len(offs[i])) for i in idx] if offs is not None else []
+            yield idx, feed, rows
+
+    # -- inference ------------------------------------------------------------------------
+    def encode(
+        self,
+        texts: Sequence[str] | str,
+        batch_size: int = 32,
+        normalize: bool | None = None,
+        show_progress: bool = False,
+    ) -> np.ndarray:
+        """Embed texts into a (len(texts), dim) float32 array, in input order."""
+        single = isinstance(texts, str)
+        texts = check_texts(texts)
+        normalize = self.normalize if normalize is None else normalize
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        with progress(len(texts), show_progress, "encoding") as bar:
+            for idx, feed, _ in self.batches(texts, batch_size):
+                pooled = self._run(["pooled"], feed)[0]
+                out[idx] = l2_normalize(pooled) if normalize else pooled
+                bar.update(len(idx))
+        return out[0] if single else out
+
+    def predict(
+        self,
+        texts: Sequence[str],
+        tasks: Sequence[str] | None = None,
+        batch_size: int = 32,
+        embeddings: bool = True,
+        show_progress: bool = False,
+    ) -> list[dict[str, Any]]:
+        """For each text: its embedding and every (or each chosen) head's prediction, in input order."""
+        texts = check_texts(texts)
+        selected = per_text_tasks(self.tasks, select_tasks(self.tasks, tasks))
+        names = (["sentence_embedding"] if embeddings else []) + [f"logits.{t}" for t in selected]
+        results: list[dict[str, Any] | None] = [None] * len(texts)
+        with progress(len(texts), show_progress, "predicting") as bar:
+            for idx, feed, offsets in self.batches(texts, batch_size, offsets=True):
+                outs = dict(zip(names, self._run(names, feed))) if names else {}
+                probs = {t: softmax(outs[f"logits.{t}"]) for t in selected}
+                for row, i in enumerate(idx):
+                    emb = outs["sentence_embedding"][row] if embeddings else None
+                    results[i] = prediction(texts[i], emb, self.tasks, {t: probs[t][row] for t in selected}, offsets[row])
+                bar.update(len(idx))
+        return results  # type: ignore[return-value]
+
+    def similarity(self, texts_a: Sequence[str], texts_b: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Cosine similarity of each pair (texts_a[i], texts_b[i])."""
+        return paired_similarity(self, texts_a, texts_b, batch_size)
+
+    # -- facts ----------------------------------------------------------------------------
+    def config_dict(self) -> dict[str, Any]:
+        """The encoder choices, as in polyhead.json."""
+        return dict(self.manifest["polyhead"].get("encoder", {}))
+
+    def info(self) -> dict[str, Any]:
+        """A summary: backend, file, quantisation, encoder choices, tasks and labels."""
+        files = self.manifest.get("files", {})
+        return {
+            "backend": self.backend,
+            "folder": str(self.folder),
+            "file": files.get(self.variant),
+            "variant": self.variant,
+            "quantized": self.variant == "int8",
+            **self._runtime_info(),
+            "encoder": {**self.config_dict(), "precision": self.precision},
+            "tasks": [spec.to_dict() for spec in self.tasks.values()],
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """Static facts for /info and model cards, the same keys as MultiTaskModel.describe()."""
+        return describe_encoder(self, self.info())
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float32, copy=False)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    # Same epsilon as torch.nn.functional.normalize, so zero vectors stay zero.
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
