@@ -90,12 +90,13 @@ def check_texts(texts: Sequence[str] | str) -> list[str]:
     return texts
 
 
-# Most padded tokens (texts x width) per forward pass on a CPU. Measured (docs/speed.md, "Long
-# texts"): on mixed 10-256-token texts a batch of 128 padded to its longest member wastes 31% of
-# its tokens and its activations overflow the CPU caches; capping batches at 2,048 tokens ran
-# 1.5x (OpenVINO int8) to 2.2x (PyTorch bf16) faster at batch 128 and changed nothing for short
-# texts. GPUs want large batches: no cap there.
-CPU_BATCH_TOKENS = 2048
+# Most padded tokens (texts x width) per forward pass on a CPU. Measured on an AMD EPYC (Zen 4),
+# 2 threads (benchmarks/bench_batch_tokens.py, results/batch-tokens-amd-epyc-2t.json): on mixed
+# 10-256-token texts a batch of 128 padded to its longest member computes mostly padding and its
+# activations overflow the CPU caches; a cap of 1,024 tokens ran 1.8x (OpenVINO int8) to 2.7x
+# (PyTorch bf16) faster at batch 128 and 1.07-1.39x at batch 32, the best of the caps tried
+# (1,024 to 8,192), and short texts were no slower (0.98-1.13x). GPUs want large batches: no cap there.
+CPU_BATCH_TOKENS = 1024
 
 
 def batch_tokens_for(device: Any) -> int | None:
