@@ -9,10 +9,13 @@ Layout of an OpenVINO export folder (default MODEL_DIR/openvino/):
                             AND int8 activations with scales measured on calibration texts
     tokenizer/              the tokenizer files, so the folder is self-contained
 
-Why static int8 here and dynamic int8 for ONNX Runtime: OpenVINO's CPU plugin runs a calibrated
-graph (SmoothQuant + per-tensor activation scales known in advance) with int8 kernels for the
-attention products too, so long texts speed up as much as short ones; ORT's dynamic int8 only
-covers the dense layers (docs/speed.md has the numbers behind this).
+Why OpenVINO is faster on long texts (docs/speed.md has the numbers): its CPU plugin fuses each
+layer's attention into one ScaledDotProductAttention kernel and, with precision auto on a CPU
+with bf16 units, runs it and every other non-int8 operation in bf16; NNCF's static int8 puts the
+dense layers (36 in all-MiniLM-L6-v2) on int8 kernels with activation scales fixed at export (no per-batch scale
+computation). ONNX Runtime's dynamic int8 speeds up the same dense layers but leaves attention,
+softmax and the rest in fp32, which is most of the work on long texts. Calibrated (static) int8
+on ONNX Runtime was measured too and is slower than its dynamic int8 (benchmarks/ort_static_int8.py).
 
 The calibration texts are the user's (`--calibration FILE`) or the shipped sample
 (calibration.txt: 256 original texts of 3 to 220 words, many domains); the heads stay fp32 (they
