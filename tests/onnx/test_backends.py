@@ -146,3 +146,13 @@ def test_ray_takes_named_backends_only(model_dir: Path, tiny_model_dir: Path) ->
     with pytest.raises(PolyheadError, match="backend openvino needs a model folder"):
         check_model_dir(None, "openvino")
     check_model_dir(model_dir, "openvino")  # an export is there: no error
+
+
+def test_auto_skips_an_export_older_than_the_models_heads(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    config = json.loads((folder / "polyhead.json").read_text())
+    config["tasks"] = config["tasks"] + [dict(config["tasks"][0], name="intent")]  # as after add-head
+    (folder / "polyhead.json").write_text(json.dumps(config))
+    assert set(candidates(folder)) == {"torch"}
+    assert "predates the model's current tasks" in capsys.readouterr().err

@@ -62,9 +62,11 @@ def run_add_head(
         say(f"{name}: {describe_fit(report, name)}")
     where = f"{target} (a copy of {model_dir})" if output is not None else str(target)
     say(f"added {', '.join(names)} to {where}; the encoder and existing heads are unchanged")
-    stale = target / "onnx" / "polyhead-onnx.json"
-    if stale.is_file():
-        say(f"note: the ONNX export in {stale.parent} predates the new heads; run polyhead export again to include them")
+    for sub, manifest, fmt in (("onnx", "polyhead-onnx.json", "onnx"), ("openvino", "polyhead-openvino.json", "openvino")):
+        stale = target / sub / manifest
+        if stale.is_file():
+            say(f"note: the {fmt} export in {stale.parent} predates the new heads; run polyhead export {target} "
+                f"--format {fmt} again to include them (--backend auto skips it until then)")
     return 0
 
 

@@ -316,6 +316,8 @@ def _usage(data: dict[str, Any]) -> list[str]:
         f"polyhead serve {name}  # HTTP: /v1/embeddings, /predict, /similarity, /info",
         f"polyhead export {name}  # ONNX into {name}/onnx (needs: pip install 'polyhead[onnx]')",
         f"polyhead serve {name} --backend onnx  # serve the ONNX export",
+        f"polyhead export {name} --format openvino --quantize int8  # OpenVINO int8, the fastest on CPUs (pip install 'polyhead[openvino]')",
+        f"polyhead serve {name} --backend auto  # the fastest backend installed here, measured once",
         f"polyhead info {name}", "```", "",
     ]
 

@@ -117,10 +117,34 @@ def candidates(model_dir: str | os.PathLike | None) -> dict[str, Path | None]:
         if importlib.util.find_spec(module) is None:
             continue
         try:
-            found[name] = finder(model_dir)
+            folder = finder(model_dir)
         except PolyheadError:
-            pass
+            continue
+        if _exports_this_model(folder, Path(model_dir)):
+            found[name] = folder
     return found
+
+
+def _exports_this_model(folder: Path, model_dir: Path) -> bool:
+    """False for an export of an older state of MODEL_DIR (e.g. made before `polyhead add-head`):
+    its tasks differ from polyhead.json's, so running it would silently drop heads."""
+    from ..io import read_json
+    from ..modeling.model import CONFIG_FILE
+
+    config = model_dir / CONFIG_FILE
+    if not config.is_file():
+        return True  # an export folder given directly, or a plain encoder: nothing to compare
+    manifest = next((p for p in folder.glob("polyhead-*.json")), None)
+    try:
+        exported = read_json(manifest)["polyhead"].get("tasks") if manifest else None
+        current = read_json(config).get("tasks")
+    except (PolyheadError, KeyError, AttributeError):
+        return False
+    if exported != current:
+        say(f"backend auto: skipping the export in {folder}: it predates the model's current tasks "
+            f"(run polyhead export {model_dir} again)")
+        return False
+    return True
 
 
 def pick_backend(
