@@ -1,6 +1,6 @@
 """All heads in one pass vs one model per task, on all-MiniLM-L6-v2, CPU, same run, same inputs.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_multihead.py [--threads N] [--texts 512] [--rounds 3]
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_multihead.py [--threads N] [--texts 512] [--rounds 3] [--json PATH]
 
 joint    : one MultiTaskModel with three heads (intent: classification, sentiment: classification,
            ner: token) whose `predict` returns every head's output and the embedding.
@@ -10,15 +10,23 @@ separate : what a user runs today: three single-task models (each its own copy o
 The heads are untrained (speed does not depend on training), but the separate models get the
 very same weights as the joint model, and the script checks that both give the same outputs
 (labels, probabilities, entity spans, embeddings) before timing anything.
+
+Rounds alternate the order (joint first, then separate first, ...); the ratio is the median of
+the per-round ratios (separate seconds / joint seconds in the same round). Results go to stdout
+and, as JSON, to --json (default benchmarks/results/multihead-<cpu>-<threads>t.json; '-' writes
+none): command, date, machine, threads, load average at start and end, and per precision the
+seconds of every round, the per-round ratios, their median and the equality report.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shlex
 import statistics
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -94,7 +102,15 @@ def check_equal(joint_out, separate_out, atol: float) -> str:
                 for a, b in zip(got["entities"], want["entities"]):
                     worst_p = max(worst_p, abs(a["score"] - b["score"]))
     assert worst_p <= atol and worst_e <= atol, (worst_p, worst_e)
+    check_equal.worst = {"max_prob_diff": worst_p, "max_embedding_diff": worst_e, "atol": atol}
     return f"equal outputs: same labels and entity spans; max |prob diff| {worst_p:.1e}, max |embedding diff| {worst_e:.1e}"
+
+
+def default_json(threads: int) -> Path:
+    """benchmarks/results/multihead-<cpu>-<threads>t.json."""
+    from bench_encode import cpu_slug
+
+    return Path(__file__).resolve().parent / "results" / f"multihead-{cpu_slug()}-{threads}t.json"
 
 
 def main() -> int:
@@ -104,7 +120,9 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--json", default=None,
+                    help="write the results as JSON here (default: benchmarks/results/multihead-<cpu>-<threads>t.json); "
+                         "'-' writes none")
     args = ap.parse_args()
 
     import torch
@@ -112,13 +130,33 @@ def main() -> int:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from bench_encode import machine  # noqa: E402
 
+    json_path = None if args.json == "-" else Path(args.json) if args.json else default_json(args.threads)
     torch.set_num_threads(args.threads)
-    print(f"machine : {machine()}")
+    started = time.time()
+    mach = machine()
+    load_start = list(os.getloadavg())
+    print(f"machine : {mach}")
     print(f"date    : {time.strftime('%Y-%m-%d %H:%M %Z')}")
     print(f"threads : torch.set_num_threads({args.threads})")
-    print(f"load avg: {' '.join(f'{x:.2f}' for x in os.getloadavg())} at start")
+    print(f"load avg: {' '.join(f'{x:.2f}' for x in load_start)} at start")
     texts = texts_from_stsb(args.texts)
     results = {}
+    doc = {
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "machine": mach,
+        "threads": args.threads,
+        "load_avg_start": load_start,
+        "options": {"texts": args.texts, "batch_size": args.batch_size, "rounds": args.rounds,
+                    "precisions": args.precisions.split(",")},
+        "method": (
+            "joint: one MultiTaskModel (intent, sentiment, ner heads) predict(..., embeddings=True); separate: three "
+            "single-task models with the same head weights + an Encoder, run one after another. Outputs are checked "
+            "equal first (labels and entity spans identical, probabilities and embeddings within atol). Each round "
+            "times both setups, order alternating; ratio = MEDIAN OF PER-ROUND RATIOS (separate s / joint s)."
+        ),
+        "precisions": results,
+    }
     for precision in args.precisions.split(","):
         joint, singles, embedder = build(precision)
         bs = args.batch_size
@@ -134,7 +172,8 @@ def main() -> int:
                 t0 = time.perf_counter()
                 fn()
                 store.append(time.perf_counter() - t0)
-        ratio = statistics.median(s / j for s, j in zip(ts, tj))
+        ratios = [s / j for s, j in zip(ts, tj)]
+        ratio = statistics.median(ratios)
         n = len(texts)
         print(f"\n== {precision}: {n} texts, batch {bs}, {args.rounds} rounds (median) ==")
         print(report)
@@ -143,11 +182,22 @@ def main() -> int:
         print(f"{'joint: 1 model, 3 heads + embedding':<44} {statistics.median(tj):>8.2f} {n / statistics.median(tj):>8.1f}")
         verdict = "MET" if ratio >= 2.5 else "MISSED"
         print(f"joint / separate throughput: {ratio:.2f}x (target >= 2.5x) -> {verdict}")
-        results[precision] = {"joint_s": tj, "separate_s": ts, "ratio": ratio, "texts": n, "equal": report}
+        print(f"per round: separate {' '.join(f'{t:.2f}' for t in ts)} s; joint {' '.join(f'{t:.2f}' for t in tj)} s; "
+              f"ratios {' '.join(f'{x:.2f}' for x in ratios)}", flush=True)
+        results[precision] = {
+            "joint_s": tj, "separate_s": ts, "ratio_rounds": ratios, "ratio": ratio, "target": 2.5, "verdict": verdict,
+            "texts": n, "batch_size": bs,
+            "joint_texts_per_s": n / statistics.median(tj), "separate_texts_per_s": n / statistics.median(ts),
+            "equal": report, "equality": dict(check_equal.worst),
+        }
         del joint, singles, embedder
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(results, fh, indent=2)
+    doc["load_avg_end"] = list(os.getloadavg())
+    doc["seconds_total"] = time.time() - started
+    print(f"load avg: {' '.join(f'{x:.2f}' for x in doc['load_avg_end'])} at end")
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"wrote {json_path}")
     return 0
 
 
