@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -87,9 +88,14 @@ def test_auto_measures_once_then_uses_the_cache(model_dir: Path, tmp_path: Path,
     manifest = model_dir / "openvino" / "polyhead-openvino.json"
     manifest.write_text(manifest.read_text() + " ")
     assert pick_backend(model_dir, cache_file=cache, announce=False) == "openvino" and fake.calls == 3
+    # So does a file rewritten with the same size (only its modification time changes).
+    stat = manifest.stat()
+    os.utime(manifest, (stat.st_atime, stat.st_mtime + 10))
+    assert pick_backend(model_dir, cache_file=cache, announce=False) == "openvino" and fake.calls == 4
+    assert pick_backend(model_dir, cache_file=cache, announce=False) == "openvino" and fake.calls == 4
     # A damaged cache is measured again and replaced, not an error.
     cache.write_text("{not json")
-    assert pick_backend(model_dir, cache_file=cache, announce=False) == "openvino" and fake.calls == 4
+    assert pick_backend(model_dir, cache_file=cache, announce=False) == "openvino" and fake.calls == 5
     assert json.loads(cache.read_text())
 
 
