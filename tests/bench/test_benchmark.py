@@ -319,3 +319,24 @@ def test_two_invocations_writing_side_by_side_keep_each_others_records(tmp_path:
     held = json.loads(results.read_text())
     assert {(r["run"], r["seed"]) for r in held["records"]} == {(run, s) for run in ("anchor", "famo") for s in (0, 1)}
     assert sorted(s["command"] for s in held["sources"]) == ["c0", "c1"]
+
+
+def test_parallel_jobs_start_longest_first(tmp_path: Path) -> None:
+    from polyhead.bench.harness import Job, estimated_cost
+    from polyhead.training.config import config_from_dict
+
+    small, large = tmp_path / "small.jsonl", tmp_path / "large.jsonl"
+    small.write_text('{"text": "a", "label": "x"}\n' * 10)
+    large.write_text('{"text": "a", "label": "x"}\n' * 100)
+
+    def job(name: str, files: list[Path], epochs: int) -> Job:
+        tasks = [{"name": f"t{i}", "kind": "classification", "train": str(f)} for i, f in enumerate(files)]
+        cfg = config_from_dict({"tasks": tasks, "training": {"epochs": epochs}}, base_dir=tmp_path)
+        return Job(name, None, name, cfg)
+
+    joint, single, long_single = job("joint", [small, large, large], 5), job("single", [large], 5), job("single8", [large], 8)
+    assert estimated_cost(joint) > estimated_cost(long_single) > estimated_cost(single) > 0
+    assert estimated_cost(job("gone", [tmp_path / "missing.jsonl"], 5)) == 0.0  # no file: nothing to order by, no error
+    assert estimated_cost(Job("head-frozen", None, "hf")) == 0.0
+    plan = [single, long_single, joint]
+    assert sorted(plan, key=estimated_cost, reverse=True) == [joint, long_single, single]

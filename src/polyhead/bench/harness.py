@@ -156,16 +156,38 @@ class Job:
     needs: tuple[str, ...] = ()  # folders that must be trained first (distill's teachers, head-frozen's start)
 
 
+def estimated_cost(job: Job) -> float:
+    """A job's training work, for ordering only: epochs x the bytes of its training files.
+
+    Bytes stand in for examples (no file is parsed; max_steps is not looked at: the benchmark and
+    the study train by epochs); a missing file counts as nothing. head-frozen
+    jobs (no config) cost nothing here: they are cheap and run when nothing else is waiting.
+    """
+    if job.cfg is None:
+        return 0.0
+    size = 0
+    for source in [*job.cfg.tasks, *job.cfg.datasets]:
+        path = job.cfg.resolve(getattr(source, "train", None))
+        try:
+            size += path.stat().st_size if path is not None else 0
+        except OSError:
+            pass
+    return float(size) * job.cfg.training.epochs
+
+
 def run_jobs(plan: list[Job], jobs: int, out: OutputDir, say: Callable[[str], None],
               done: Callable[[Job, dict[str, Any]], None], head_frozen: Callable[[Job], dict[str, Any]]) -> None:
     """Train the plan, `jobs` at a time; a job starts once the folders it needs are trained.
 
-    jobs == 1 trains in this process, in plan order. jobs > 1 trains in spawned worker processes
+    jobs == 1 trains in this process, in plan order. jobs > 1 starts the ready job with the largest
+    `estimated_cost` first (the joint runs before the single-task ones) and trains in spawned worker processes
     (CUDA and the tokenizers cannot be forked safely), each with its share of the CPU threads,
     so that small runs keep a GPU or several cores busy. head-frozen jobs run in this process.
     """
     finished: set[str] = set()
     pending = list(plan)
+    if jobs > 1:  # longest first, so that the long joint runs do not start last and leave cores idle
+        pending.sort(key=estimated_cost, reverse=True)
     if jobs == 1:
         for job in pending:
             out.fresh(job.folder)

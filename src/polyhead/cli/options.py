@@ -381,8 +381,8 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", default=None, metavar="0,1,2",
                    help="repeat every trained run with each training seed; tables show mean ± sd over seeds")
     p.add_argument("--jobs", type=int, default=1,
-                   help="trainings at once, each in its own process with its share of the CPU threads (default 1; "
-                   "several small runs keep a GPU busy)")
+                   help="trainings at once, each in its own process with its share of the CPU threads, longest "
+                   "(epochs x training data) first (default 1; several small runs keep a GPU busy)")
     p.add_argument("--distill", action="store_true",
                    help="the joint run learns from this invocation's single-task models of the same seed (teachers, "
                    "training.distill_teachers); needs --runs with joint and single")
