@@ -25,11 +25,19 @@ from pathlib import Path
 HEADLINE = {"trec": "accuracy", "sentiment": "accuracy", "conll2003": "entity_f1", "stsb": "spearman"}
 
 
-def load(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        sys.exit(f"{path}: cannot read a benchmark.json ({exc})")
+def load(paths: str | Path) -> dict:
+    """One benchmark.json, or several joined by commas (e.g. one per seed): their records together."""
+    docs = []
+    for path in str(paths).split(","):
+        try:
+            docs.append(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            sys.exit(f"{path}: cannot read a benchmark.json ({exc})")
+    doc = dict(docs[0])
+    doc["records"] = [r for d in docs for r in d.get("records", [])]
+    doc["sources"] = [s for d in docs for s in (d.get("sources") or [{"command": d.get("command", ""),
+                                                                         "runs": sorted({r.get("run", "") for r in d.get("records", [])})}])]
+    return doc
 
 
 def scores(doc: dict, run: str) -> dict[str, dict[str, float]]:
@@ -52,17 +60,17 @@ def scores(doc: dict, run: str) -> dict[str, dict[str, float]]:
 
 
 def command_of(doc: dict, run: str) -> str:
-    for src in doc.get("sources", []):
-        if any(r.split("/")[0] == run for r in src.get("runs", [])):
-            return src.get("command", "")
-    return doc.get("command", "")
+    """The command line(s) that made `run`'s records, '; '-joined."""
+    found = [src.get("command", "") for src in doc.get("sources", []) if any(r.split("/")[0] == run for r in src.get("runs", []))]
+    return " ; ".join(dict.fromkeys(found)) or doc.get("command", "")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reference", type=Path, required=True, help="benchmark.json holding the single-task runs")
-    ap.add_argument("--variant", action="append", default=[], metavar="NAME=BENCHMARK_JSON[:RUN]",
-                    help="a joint variant (RUN defaults to joint); repeatable, rows keep this order")
+    ap.add_argument("--reference", required=True, help="benchmark.json holding the single-task runs (several: comma-separated)")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=BENCHMARK_JSON[,BENCHMARK_JSON...][:RUN]",
+                    help="a joint variant (RUN defaults to joint; several files, e.g. one per seed: comma-separated, "
+                         "cells show mean ± sd); repeatable, rows keep this order")
     ap.add_argument("--note", default="", help="how the runs were made (machine load, threads)")
     ap.add_argument("--out", type=Path, required=True, help="results JSON; the Markdown table goes next to it")
     args = ap.parse_args(argv)
@@ -72,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     missing = [t for t in HEADLINE if t not in single]
     if missing:
         sys.exit(f"{args.reference}: no single-task test record for {', '.join(missing)}")
-    rows = [{"name": "single-task (one model per task)", "source": str(args.reference), "command": command_of(ref_doc, "single"),
+    rows = [{"name": "single-task (one model per task)", "source": args.reference, "command": command_of(ref_doc, "single"),
              "scores": single, "seconds": sum(s["seconds"] for s in single.values()),
              "trainable_params": sum(s["trainable_params"] for s in single.values())}]
     for spec in args.variant:
@@ -80,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not name:
             sys.exit(f"--variant {spec!r}: expected NAME=BENCHMARK_JSON[:RUN]")
         path, _, run = rest.partition(":")
-        doc = load(Path(path))
+        doc = load(path)
         got = scores(doc, run or "joint")
         if set(got) != set(HEADLINE):
             sys.exit(f"{path}: run {run or 'joint'!r} lacks test records for {sorted(set(HEADLINE) - set(got))}")
