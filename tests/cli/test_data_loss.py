@@ -170,7 +170,10 @@ def test_demo_continues_after_ctrl_c(tmp_path: Path) -> None:
     config.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "demo"
     cmd = [sys.executable, "-m", "polyhead.cli", "demo", "--config", str(config), "--output", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    # An earlier test in the same pytest process can leave SIGINT ignored, and an ignored signal is
+    # inherited across exec: the child would never see Ctrl-C. Give it the default disposition.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     latest = out / "checkpoints" / "latest"
     deadline = time.time() + 240
     while not latest.is_file() and proc.poll() is None and time.time() < deadline:
