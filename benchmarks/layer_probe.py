@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from polyhead.bench.harness import machine_description
 from polyhead.modeling.model import load
 from polyhead.training.config import load_config
 from polyhead.training.data import build_sources, collated_batches
+from polyhead.training.frozen import fit_softmax_regression
 from polyhead.training.metrics import entity_metrics
 
 TASK = "conll2003"
@@ -67,19 +67,8 @@ def states(model, src, specs, split: str, batch_size: int = 64) -> tuple[list[to
 def fit(x: torch.Tensor, y: torch.Tensor, classes: int, l2: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Multinomial logistic regression on standardised x (mean/sd returned folded into the weights)."""
     mean, sd = x.mean(0), x.std(0) + 1e-6
-    z = (x - mean) / sd
-    w = torch.zeros(classes, x.shape[1], requires_grad=True)
-    b = torch.zeros(classes, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=300, history_size=20, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(z @ w.T + b, y) + 0.5 * l2 * (w * w).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return (w / sd).detach(), (b - (w / sd) @ mean).detach()
+    w, b = fit_softmax_regression((x - mean) / sd, y, l2, torch.zeros(classes, x.shape[1]), torch.zeros(classes), max_iter=300)
+    return w / sd, b - (w / sd) @ mean
 
 
 def main(argv: list[str] | None = None) -> int:

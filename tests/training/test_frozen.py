@@ -16,7 +16,7 @@ from polyhead.training.config import load_config
 from polyhead.training.data import build_sources, collate
 from polyhead.training.evaluation import evaluate
 from polyhead.training.features import FeatureCache, encode_split
-from polyhead.training.frozen import _lbfgs, fit_frozen_heads, fit_heads
+from polyhead.training.frozen import fit_frozen_heads, fit_heads, fit_softmax_regression
 from polyhead.training.loop import train
 
 from conftest import make_tiny_encoder
@@ -158,7 +158,11 @@ def test_lbfgs_reaches_the_optimum_of_regularised_logistic_regression():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(300, 16, generator=g)
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).long() + (x[:, 2] > 1).long()
-    w, b = _lbfgs(x, y, torch.zeros(3, 16), torch.zeros(3), l2=1e-3)
+    start = torch.zeros(3, 16)
+    w, b = fit_softmax_regression(x, y, 1e-3, start, torch.zeros(3))
+    assert start.abs().sum() == 0  # the warm start is not changed in place
+    cold_w, _ = fit_softmax_regression(x, y, 1e-3)  # no start: zeros, classes from y
+    torch.testing.assert_close(cold_w, w)
     w.requires_grad_(True)
     b.requires_grad_(True)
     loss = torch.nn.functional.cross_entropy(x @ w.T + b, y) + 0.5 * 1e-3 * (w * w).sum()

@@ -298,7 +298,7 @@ def _fit_lbfgs(head: nn.Module, spec: TaskSpec, src: Source, train: tuple, dev: 
     candidates: dict[str, float] = {}
     metric = METRIC_FOR_KIND[spec.kind]
     for penalty in grid:
-        weight, bias = _lbfgs(x, y, weight.clone(), bias.clone(), penalty)
+        weight, bias = fit_softmax_regression(x, y, penalty, weight, bias)
         if len(grid) == 1:
             best = (math.nan, penalty, weight, bias, None)
             break
@@ -322,10 +322,18 @@ def _fit_lbfgs(head: nn.Module, spec: TaskSpec, src: Source, train: tuple, dev: 
     return HeadFit(spec.name, "lbfgs", best[1], None, dev_metrics, 0.0, candidates)
 
 
-def _lbfgs(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, l2: float) -> tuple[torch.Tensor, torch.Tensor]:
+def fit_softmax_regression(x: torch.Tensor, y: torch.Tensor, l2: float, weight: torch.Tensor | None = None,
+                           bias: torch.Tensor | None = None, max_iter: int = LBFGS_MAX_ITER) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multinomial logistic regression by full-batch L-BFGS: minimises mean cross-entropy of
+    `x @ weight.T + bias` against `y` plus `0.5 * l2 * ||weight||^2` (bias not penalised). Starts from
+    `weight`/`bias` (warm start; zeros when not given); returns the fitted (weight, bias), detached.
+    The frozen-head solver and the benchmarks' linear probes (benchmarks/pooling.py, layer_probe.py) use it."""
+    classes = int(y.max()) + 1 if weight is None else weight.shape[0]
+    weight = torch.zeros(classes, x.shape[1], dtype=x.dtype) if weight is None else weight.detach().clone()
+    bias = torch.zeros(classes, dtype=x.dtype) if bias is None else bias.detach().clone()
     weight.requires_grad_(True)
     bias.requires_grad_(True)
-    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=LBFGS_MAX_ITER, history_size=20,
+    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, history_size=20,
                                   tolerance_grad=1e-6, tolerance_change=1e-9, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
