@@ -295,12 +295,26 @@ def test_benchmark_over_seeds_records_each_seed(configs: dict[str, Path], tmp_pa
 
 def test_benchmark_distill_teaches_the_joint_run_with_the_same_seeds_single_models(configs: dict[str, Path], tmp_path: Path) -> None:
     doc = bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "out", None, quick=True,
-                           runs=["joint", "single"], seeds=[0], jobs=2, distill=True, log=lambda m: None)
+                           runs=["joint", "single"], seeds=[0], jobs=2, distill=["conll2003", "stsb"], log=lambda m: None)
     assert {r["run"] for r in doc["records"]} == {"joint", "single"}
     saved = yaml.safe_load((tmp_path / "out" / "joint-s0" / "training" / "config.yaml").read_text())
-    assert saved["training"]["distill_teachers"] == {t: str((tmp_path / "out" / f"single-{t}-s0").resolve()) for t in bm.TASKS}
+    # only the named tasks get a teacher; every single-task model is still trained (the reference rows)
+    assert saved["training"]["distill_teachers"] == {t: str((tmp_path / "out" / f"single-{t}-s0").resolve()) for t in ("conll2003", "stsb")}
+    assert {r["task"] for r in doc["records"] if r["run"] == "single"} == set(bm.TASKS)
     with pytest.raises(bm.PolyheadError, match="--distill needs"):
-        bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "x", None, quick=True, runs=["joint"], distill=True)
+        bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "x", None, quick=True, runs=["joint"], distill=["trec"])
+    with pytest.raises(bm.PolyheadError, match="not in this benchmark: stsb"):
+        bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "y", None, quick=True, tasks=["trec"],
+                         runs=["joint", "single"], distill=["stsb"])
+
+
+def test_benchmark_distill_flag_names_all_selected_tasks_or_some() -> None:
+    from polyhead.cli.options import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["benchmark"]).distill is None
+    assert parse(["benchmark", "--distill"]).distill == "all"
+    assert parse(["benchmark", "--distill", "conll2003,stsb"]).distill == "conll2003,stsb"
 
 
 def test_two_invocations_writing_side_by_side_keep_each_others_records(tmp_path: Path) -> None:

@@ -65,14 +65,14 @@ def run_benchmark(
     force: bool = False,
     seeds: Sequence[int] | None = None,
     jobs: int = 1,
-    distill: bool = False,
+    distill: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run the selected runs; write benchmark.json + .md to output_dir (and results_dir); return the doc.
 
     quick=True uses the QUICK subset; `subset` names another one; neither = the full data.
     seeds: repeat every trained run with each training seed (records carry the seed; tables show
-    mean ± sd); jobs: trainings at once, in separate processes. distill: the joint run learns from
-    this invocation's single-task models of the same seed (teachers; needs the single runs).
+    mean ± sd); jobs: trainings at once, in separate processes. distill: tasks whose joint head learns
+    from this invocation's single-task model of the same seed (teachers; needs the single runs).
     force=True lets the run replace folders in output_dir that no earlier benchmark made.
     """
     say = log or (lambda m: print(f"polyhead benchmark: {m}", file=sys.stderr, flush=True))
@@ -83,6 +83,9 @@ def run_benchmark(
         raise PolyheadError(f"--jobs must be at least 1, got {jobs}")
     if distill and not ("joint" in runs and "single" in runs):
         raise PolyheadError("--distill needs the joint and the single runs: the single-task models are the joint run's teachers")
+    if [t for t in distill if t not in tasks]:
+        raise PolyheadError(f"--distill names task(s) not in this benchmark: {', '.join(t for t in distill if t not in tasks)}; "
+                            f"tasks: {', '.join(tasks)}")
     out, single_dir = OutputDir(output_dir, force), Path(single_dir)
     subset = QUICK if quick else subset
     work, t0, doc = start_run(out, command, subset)
@@ -120,7 +123,7 @@ def run_benchmark(
                 raise PolyheadError("no task of the joint config is selected")
             needs: tuple[str, ...] = ()
             if distill:
-                teachers = {t.name: run_folder("single", seed, t.name) for t in cfg.tasks}
+                teachers = {t.name: run_folder("single", seed, t.name) for t in cfg.tasks if t.name in distill}
                 cfg.training.distill_teachers = {t: str((out.root / f).resolve()) for t, f in teachers.items()}
                 needs = tuple(teachers.values())
             plan.append(Job("joint", seed, run_folder("joint", seed), cfg, needs=needs))

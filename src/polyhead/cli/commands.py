@@ -480,13 +480,15 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if args.recipe or args.name:
         raise PolyheadError("--recipe and --name go with --study")
     out = args.output_dir or ("runs/benchmark/quick" if args.quick else "runs/benchmark/full")
+    tasks = args.tasks.split(",") if args.tasks else list(bm.TASKS)
     doc = bm.run_benchmark(
         args.config, args.single_dir, out, args.results_dir, args.quick,
-        tasks=args.tasks.split(",") if args.tasks else bm.TASKS,
+        tasks=tasks,
         runs=args.runs.split(",") if args.runs else bm.RUNS,
         overrides=args.set, command=command,
         subset=bm.parse_subset(args.subset) if args.subset else None,
-        force=args.force, seeds=seeds, jobs=args.jobs, distill=args.distill,
+        force=args.force, seeds=seeds, jobs=args.jobs,
+        distill=() if args.distill is None else tasks if args.distill == "all" else args.distill.split(","),
     )
     print(markdown_table(doc))
     return 0

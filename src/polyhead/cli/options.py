@@ -383,9 +383,10 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=1,
                    help="trainings at once, each in its own process with its share of the CPU threads, longest "
                    "(epochs x training data) first (default 1; several small runs keep a GPU busy)")
-    p.add_argument("--distill", action="store_true",
+    p.add_argument("--distill", nargs="?", const="all", default=None, metavar="TASKS",
                    help="the joint run learns from this invocation's single-task models of the same seed (teachers, "
-                   "training.distill_teachers); needs --runs with joint and single")
+                   "training.distill_teachers): of every task, or of the comma-separated TASKS (e.g. --distill "
+                   "conll2003); needs --runs with joint and single")
     p.add_argument("--recipe", action="append", default=[], metavar="NAME=KEY=VALUE[;KEY=VALUE...]",
                    help="with --study: a named joint variant trained like a scenario (';' separates overrides; "
                    "'+distill' makes the same seed's single-task models its teachers); repeatable")
