@@ -200,7 +200,8 @@ def run_jobs(plan: list[Job], jobs: int, out: OutputDir, say: Callable[[str], No
 
     threads = int(os.environ.get("OMP_NUM_THREADS") or 0) or max(1, (os.cpu_count() or 1) // jobs)
     running: dict[cf.Future, Job] = {}
-    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
         while pending or running:
             for job in [j for j in pending if all(n in finished for n in j.needs)]:
                 if job.cfg is None:
@@ -224,6 +225,30 @@ def run_jobs(plan: list[Job], jobs: int, out: OutputDir, say: Callable[[str], No
             job = running.pop(first)
             done(job, first.result())  # a failed run raises here, with its own message
             finished.add(job.folder)
+
+
+def exit_with_parent(parent: int, every: float = 1.0) -> None:
+    """In a worker process: end it when `parent` is gone. A `polyhead benchmark --jobs N` stopped by
+    SIGTERM or SIGKILL (a scheduler, a CI timeout, `kill`) gets no chance to stop its workers, and a
+    worker in the middle of a training would otherwise run it to the end, orphaned, on the CPUs the
+    next run wants. (Ctrl-C reaches the workers themselves: it goes to the whole process group.)"""
+    import threading
+
+    if os.getppid() != parent:
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(143)  # the parent died while this worker started
+        except PermissionError:
+            pass
+        return  # started through another process (another start method): nothing reliable to watch
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(143)  # 128 + SIGTERM, as if the signal had reached this process too
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def train_job(cfg: RunConfig, out: str, name: str, threads: int, cpu: bool, progress: bool,
