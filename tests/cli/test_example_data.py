@@ -84,7 +84,9 @@ def test_demo_output_reads_right(tmp_path: Path) -> None:
     the right intent, sentiment and entities for every sentence it (and the screenshot) shows."""
     out = tmp_path / "demo"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "OMP_NUM_THREADS": str(min(2, os.cpu_count() or 1))}
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(min(2, os.cpu_count() or 1))}
+    # (a caller's OMP_NUM_THREADS wins: two threads on a machine already busy with a training stall
+    # each other at every parallel region, and the demo then ran past the timeout here)
     proc = subprocess.run(
         [sys.executable, "-m", "polyhead.cli", "demo", "--output", str(out)],
         cwd=REPO, capture_output=True, timeout=600, env=env,
