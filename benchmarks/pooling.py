@@ -64,8 +64,7 @@ def linear_probe(x_tr: np.ndarray, y_tr: list[str], x_te: np.ndarray, y_te: list
     xt = torch.tensor((x_tr - mu) / sd)
     yt = torch.tensor([index[y] for y in y_tr])
     # L2 of 1e-3 * ||W||^2 (bias free); the loss is convex, so the zero start is as good as any
-    w, b = fit_softmax_regression(xt, yt, 2e-3, torch.zeros(len(labels), xt.shape[1], dtype=xt.dtype),
-                                  torch.zeros(len(labels), dtype=xt.dtype), max_iter=200)
+    w, b = fit_softmax_regression(xt, yt, 2e-3, max_iter=200)  # every label occurs in y_tr: classes from yt
     with torch.no_grad():
         pred = (torch.tensor((x_te - mu) / sd) @ w.T + b).argmax(1).numpy()
     gold = np.array([index.get(y, -1) for y in y_te])

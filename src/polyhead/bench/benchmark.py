@@ -83,9 +83,9 @@ def run_benchmark(
         raise PolyheadError(f"--jobs must be at least 1, got {jobs}")
     if distill and not ("joint" in runs and "single" in runs):
         raise PolyheadError("--distill needs the joint and the single runs: the single-task models are the joint run's teachers")
-    if [t for t in distill if t not in tasks]:
-        raise PolyheadError(f"--distill names task(s) not in this benchmark: {', '.join(t for t in distill if t not in tasks)}; "
-                            f"tasks: {', '.join(tasks)}")
+    unknown = [t for t in distill if t not in tasks]
+    if unknown:
+        raise PolyheadError(f"--distill names task(s) not in this benchmark: {', '.join(unknown)}; tasks: {', '.join(tasks)}")
     out, single_dir = OutputDir(output_dir, force), Path(single_dir)
     subset = QUICK if quick else subset
     work, t0, doc = start_run(out, command, subset)
