@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,14 @@ def test_study_scenarios_on_tiny_data(configs: dict[str, Path], tmp_path: Path) 
     assert "before" in doc["notes"]["head-frozen"]
     md = (tmp_path / "study" / "study.md").read_text()
     assert "| head-frozen |" in md and "Subset (same for every scenario)" in md
+    # --resume with one more scenario: the four finished runs are kept, only layer-decay trains.
+    said: list[str] = []
+    again = st.run_study(configs["joint"], tmp_path / "study", None, subset=bm.QUICK, log=said.append, resume=True,
+                         scenarios=["frozen-backbone", "gradual-unfreezing", "head-frozen", "layer-decay"])
+    assert sorted(again["resumed"]["kept"]) == ["frozen-backbone", "full", "gradual-unfreezing", "head-frozen"]
+    assert {m.split("]")[0] for m in said if m.startswith("[")} == {"[layer-decay"}
+    assert [r for r in again["records"] if r["run"] != "layer-decay"] == doc["records"]
+    assert again["notes"]["head-frozen"] == doc["notes"]["head-frozen"]
 
 
 def test_parse_subset() -> None:
@@ -354,3 +363,67 @@ def test_parallel_jobs_start_longest_first(tmp_path: Path) -> None:
     assert estimated_cost(Job("head-frozen", None, "hf")) == 0.0
     plan = [single, long_single, joint]
     assert sorted(plan, key=estimated_cost, reverse=True) == [joint, long_single, single]
+
+
+class _Crash(Exception):
+    """A stand-in for a benchmark that died (power cut, session end) right after a checkpoint."""
+
+
+def test_resume_keeps_finished_runs_and_continues_the_interrupted_one(configs: dict[str, Path], tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from polyhead.training import loop
+
+    args = dict(subset=bm.parse_subset("1:2"), tasks=["trec"], runs=["joint", "single"], seeds=[0],
+                overrides=["training.checkpoint_every=2"])
+    whole = bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "whole", None, log=lambda m: None, **args)
+
+    save = loop.save_checkpoint
+
+    def save_then_crash(run: loop.Run, state: loop.TrainState) -> None:
+        crash = run.out.name == "joint-s0" and state.global_step == 2
+        if crash:
+            time.sleep(1.0)  # this part's seconds must count in the resumed run's time
+        save(run, state)
+        if crash:
+            raise _Crash()
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_crash)
+    with pytest.raises(_Crash):  # single-trec-s0 trains first (plan order), then joint-s0 dies at step 2
+        bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "out", None, log=lambda m: None, **args)
+    monkeypatch.setattr(loop, "save_checkpoint", save)
+    state = json.loads((tmp_path / "out" / "joint-s0" / "checkpoints" / "step-0000002" / "trainer_state.json").read_text())
+    assert state["elapsed"] >= 1.0
+
+    # A changed config cannot continue the checkpoint: train() refuses, naming the difference.
+    changed = {**args, "overrides": [*args["overrides"], "training.lr=0.5"]}
+    with pytest.raises(bm.PolyheadError, match="differs from the checkpoint"):
+        bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "out", None, log=lambda m: None, resume=True, **changed)
+
+    single_model = (tmp_path / "out" / "single-trec-s0" / "heads").stat().st_mtime_ns
+    said: list[str] = []
+    doc = bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "out", None, log=said.append, resume=True, **args)
+    assert "single-trec-s0: finished in the earlier run; kept" in said
+    assert "joint-s0: unfinished; continuing from its last checkpoint" in said
+    assert any(m.startswith("[joint-s0] resumed from step 2") for m in said)
+    assert not any(m.startswith("[single-trec-s0]") for m in said)  # not trained again
+    assert (tmp_path / "out" / "single-trec-s0" / "heads").stat().st_mtime_ns == single_model
+    assert doc["resumed"]["kept"] == ["single-trec-s0"] and doc["resumed"]["continued"] == ["joint-s0"]
+
+    def scores(d: dict) -> dict:
+        return {(r["run"], r["task"], r["metric"]): r["value"] for r in d["records"]}
+
+    assert scores(doc) == scores(whole)  # the interrupted benchmark ends where the uninterrupted one did
+    joint = next(r for r in doc["records"] if r["run"] == "joint")
+    assert joint["seconds"] >= state["elapsed"]  # the time before the crash counts
+    assert json.loads((tmp_path / "out" / "benchmark.json").read_text()) == doc
+
+
+def test_resume_refuses_what_it_cannot_continue(configs: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(bm.PolyheadError, match="no interrupted run to continue"):
+        bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "out", None, quick=True, tasks=["trec"],
+                         runs=["single"], resume=True, log=lambda m: None)
+    bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "out", None, quick=True, tasks=["trec"],
+                     runs=["single"], log=lambda m: None)
+    with pytest.raises(bm.PolyheadError, match="used other data"):
+        bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "out", None, subset=bm.parse_subset("0.5:1"),
+                         tasks=["trec"], runs=["single"], resume=True, log=lambda m: None)

@@ -20,6 +20,7 @@ from .harness import (  # noqa: F401  (re-exported: the names this module had be
     MARKER,
     Job,
     OutputDir,
+    carry_over,
     load_run_config,
     machine_description,
     now_iso,
@@ -66,6 +67,7 @@ def run_benchmark(
     seeds: Sequence[int] | None = None,
     jobs: int = 1,
     distill: Sequence[str] = (),
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Run the selected runs; write benchmark.json + .md to output_dir (and results_dir); return the doc.
 
@@ -74,6 +76,8 @@ def run_benchmark(
     mean ± sd); jobs: trainings at once, in separate processes. distill: tasks whose joint head learns
     from this invocation's single-task model of the same seed (teachers; needs the single runs).
     force=True lets the run replace folders in output_dir that no earlier benchmark made.
+    resume=True continues an interrupted invocation with the same arguments in output_dir: finished
+    runs are kept, unfinished trainings continue from their last checkpoint (harness.carry_over).
     """
     say = log or (lambda m: print(f"polyhead benchmark: {m}", file=sys.stderr, flush=True))
     bad = [t for t in tasks if t not in TASKS] + [r for r in runs if r not in RUNS]
@@ -127,7 +131,10 @@ def run_benchmark(
                 cfg.training.distill_teachers = {t: str((out.root / f).resolve()) for t, f in teachers.items()}
                 needs = tuple(teachers.values())
             plan.append(Job("joint", seed, run_folder("joint", seed), cfg, needs=needs))
-    run_jobs(plan, jobs, out, say, done, lambda job: {})
+    kept: set[str] = set()
+    if resume:
+        plan, kept = carry_over(plan, out, "benchmark.json", doc, say)
+    run_jobs(plan, jobs, out, say, done, lambda job: {}, kept)
     doc["total_seconds"] = round(time.time() - t0, 1)
     results.write(doc)
     say(f"wrote {', '.join(str(p) for p in results.paths)} and {results.out.with_suffix('.md')}")

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from ..errors import PolyheadError
 from ..io import check_replaceable_dir, read_json, write_json_atomic
@@ -135,6 +135,50 @@ def record_run(doc: dict[str, Any], job: "Job", result: dict[str, Any], t0: floa
         + f" ({result['seconds']:.0f}s, {result['trainable']:,} trainable)")
 
 
+def carry_over(plan: list[Job], out: OutputDir, results_name: str, doc: dict[str, Any],
+               say: Callable[[str], None]) -> tuple[list[Job], set[str]]:
+    """--resume: continue an interrupted benchmark or study in its output folder.
+
+    A job whose folder holds a finished model and whose records are in the earlier invocation's
+    results file (out.root/results_name) is not trained again: its records join `doc`. A job whose
+    folder holds an unfinished training continues from its last checkpoint (train() refuses if
+    the config or data changed since). Every other job starts over. Returns the jobs left to run
+    and the folders kept; doc["resumed"] says which runs were kept and which continued.
+    """
+    from ..training.checkpoint import CHECKPOINT_DIR, LATEST, MODEL_MARKER
+    from .results import _read_doc
+
+    path = out.root / results_name
+    if not path.is_file():
+        raise PolyheadError(f"--resume: {path} does not exist, so there is no interrupted run to continue in {out.root}; "
+                            "run without --resume")
+    earlier = _read_doc(path)
+    if earlier.get("subset") != doc.get("subset"):
+        raise PolyheadError(f"--resume: the run in {out.root} used other data ({earlier.get('subset') or 'the full data'}); "
+                            "resume it with the same --quick/--subset, or choose another --output-dir")
+    left: list[Job] = []
+    kept: set[str] = set()
+    for job in plan:
+        folder = out.root / job.folder
+        records = [r for r in earlier["records"] if r.get("run") == job.scenario and r.get("seed") == job.seed
+                   and (job.task is None or r.get("task") == job.task)]
+        unfinished = (folder / CHECKPOINT_DIR / LATEST).is_file()
+        if records and not unfinished and (folder / MODEL_MARKER).is_file() and job.folder in out.made:
+            doc["records"].extend(records)
+            for key in {job.folder, job.scenario} & set(earlier.get("notes") or {}):
+                doc.setdefault("notes", {})[key] = earlier["notes"][key]  # the study's head-frozen note
+            kept.add(job.folder)
+            say(f"{job.folder}: finished in the earlier run; kept")
+        elif unfinished and job.cfg is not None and job.folder in out.made:
+            job.resume = True
+            left.append(job)
+            say(f"{job.folder}: unfinished; continuing from its last checkpoint")
+        else:
+            left.append(job)
+    doc["resumed"] = {"from": earlier.get("date"), "kept": sorted(kept), "continued": [j.folder for j in left if j.resume]}
+    return left, kept
+
+
 def load_run_config(path: Path, overrides: list[str], subset: Subset | None, workdir: Path) -> RunConfig:
     """A config with overrides applied, pointed at subset files when a subset is given."""
     cfg = load_config(path, overrides)
@@ -154,6 +198,7 @@ class Job:
     cfg: RunConfig | None = None
     task: str | None = None
     needs: tuple[str, ...] = ()  # folders that must be trained first (distill's teachers, head-frozen's start)
+    resume: bool = False  # continue the unfinished training in its folder (--resume) instead of starting over
 
 
 def estimated_cost(job: Job) -> float:
@@ -176,23 +221,26 @@ def estimated_cost(job: Job) -> float:
 
 
 def run_jobs(plan: list[Job], jobs: int, out: OutputDir, say: Callable[[str], None],
-              done: Callable[[Job, dict[str, Any]], None], head_frozen: Callable[[Job], dict[str, Any]]) -> None:
+              done: Callable[[Job, dict[str, Any]], None], head_frozen: Callable[[Job], dict[str, Any]],
+              kept: Collection[str] = ()) -> None:
     """Train the plan, `jobs` at a time; a job starts once the folders it needs are trained.
 
     jobs == 1 trains in this process, in plan order. jobs > 1 starts the ready job with the largest
     `estimated_cost` first (the joint runs before the single-task ones) and trains in spawned worker processes
     (CUDA and the tokenizers cannot be forked safely), each with its share of the CPU threads,
     so that small runs keep a GPU or several cores busy. head-frozen jobs run in this process.
+    `kept`: folders an earlier invocation finished (--resume), which jobs that need them may use.
     """
-    finished: set[str] = set()
+    finished: set[str] = set(kept)
     pending = list(plan)
     if jobs > 1:  # longest first, so that the long joint runs do not start last and leave cores idle
         pending.sort(key=estimated_cost, reverse=True)
     if jobs == 1:
         for job in pending:
-            out.fresh(job.folder)
+            if not job.resume:
+                out.fresh(job.folder)
             result = head_frozen(job) if job.cfg is None else train_job(job.cfg, str(out.root / job.folder), job.folder, 0,
-                                                                        cpu_only(), sys.stderr.isatty(), say)
+                                                                        cpu_only(), sys.stderr.isatty(), say, job.resume)
             done(job, result)
         return
     import concurrent.futures as cf
@@ -209,8 +257,10 @@ def run_jobs(plan: list[Job], jobs: int, out: OutputDir, say: Callable[[str], No
                 if len(running) >= jobs:
                     break
                 pending.remove(job)
-                out.fresh(job.folder)
-                running[pool.submit(train_job, job.cfg, str(out.root / job.folder), job.folder, threads, cpu_only(), False)] = job
+                if not job.resume:
+                    out.fresh(job.folder)
+                running[pool.submit(train_job, job.cfg, str(out.root / job.folder), job.folder, threads, cpu_only(), False,
+                                    None, job.resume)] = job
             if not running:
                 ready = [j for j in pending if j.cfg is None and all(n in finished for n in j.needs)]
                 if not ready:
@@ -252,9 +302,10 @@ def exit_with_parent(parent: int, every: float = 1.0) -> None:
 
 
 def train_job(cfg: RunConfig, out: str, name: str, threads: int, cpu: bool, progress: bool,
-               say: Callable[[str], None] | None = None) -> dict[str, Any]:
+              say: Callable[[str], None] | None = None, resume: bool = False) -> dict[str, Any]:
     """One training (in this process, logging to `say`, or in a worker, logging to stderr): its test
-    and dev scores, seconds and trainable parameters. The run's lines are prefixed with its folder name."""
+    and dev scores, seconds and trainable parameters. The run's lines are prefixed with its folder name.
+    resume: continue the unfinished run in `out` from its last checkpoint."""
     if threads:
         import torch
 
@@ -267,5 +318,5 @@ def train_job(cfg: RunConfig, out: str, name: str, threads: int, cpu: bool, prog
         else:
             say(f"[{name}] {message}")
 
-    result = train(cfg, out, progress=progress, device="cpu" if cpu else None, log=log)
+    result = train(cfg, out, resume=resume, progress=progress, device="cpu" if cpu else None, log=log)
     return {"test": result.test, "dev": result.dev, "seconds": result.seconds, "trainable": result.trainable_params}

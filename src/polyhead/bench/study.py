@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 from ..errors import PolyheadError
 from ..training.config import RunConfig
-from .harness import Job, OutputDir, cpu_only, load_run_config, record_run, run_folder, run_jobs, start_run, train_job
+from .harness import Job, OutputDir, carry_over, cpu_only, load_run_config, record_run, run_folder, run_jobs, start_run, train_job
 from .results import DEFAULT_STUDY_SCENARIOS, SCENARIOS, TASKS, ResultsWriter, study_markdown
 from .subset import QUICK, STUDY, Subset
 
@@ -79,6 +79,7 @@ def run_study(
     recipes: dict[str, list[str]] | None = None,
     single_dir: str | Path = "configs/single",
     results_name: str | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Train the joint config under each scenario on one subset; write study.json + .md.
 
@@ -86,6 +87,7 @@ def run_study(
     at once in separate processes (threads split between them); recipes: named override lists
     trained like scenarios. force=True lets the study replace folders in output_dir that no
     earlier benchmark made. results_name: the results file's stem (default study / study-quick).
+    resume=True continues an interrupted study with the same arguments (harness.carry_over).
     """
     say = log or (lambda m: print(f"polyhead study: {m}", file=sys.stderr, flush=True))
     recipes = dict(recipes or {})
@@ -157,7 +159,10 @@ def run_study(
     def head_frozen(job: Job) -> dict[str, Any]:
         return _head_frozen(config, seeded([], job.seed), subset, work, out, say, start=job.needs[0], name=job.folder)
 
-    run_jobs(plan, jobs, out, say, done, head_frozen)
+    kept: set[str] = set()
+    if resume:
+        plan, kept = carry_over(plan, out, "study.json", doc, say)
+    run_jobs(plan, jobs, out, say, done, head_frozen, kept)
     doc["total_seconds"] = round(time.time() - t0, 1)
     results.write(doc)
     say(f"wrote {', '.join(str(p) for p in results.paths)}")

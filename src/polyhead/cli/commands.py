@@ -460,8 +460,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     command = " ".join(["polyhead", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("polyhead") else None
     if args.merge:
-        if args.study or args.quick or args.subset:
-            raise PolyheadError("--merge trains nothing and combines full-data results; drop --study/--quick/--subset")
+        if args.study or args.quick or args.subset or args.resume:
+            raise PolyheadError("--merge trains nothing and combines full-data results; drop --study/--quick/--subset/--resume")
         print(markdown_table(merge_results(args.merge, args.results_dir)))
         return 0
     seeds = bm.parse_seeds(args.seeds) if args.seeds else None
@@ -474,7 +474,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         subset = bm.QUICK if args.quick else bm.parse_subset(args.subset) if args.subset else bm.STUDY
         out = args.output_dir or ("runs/benchmark/study-quick" if args.quick else "runs/benchmark/study")
         doc = st.run_study(args.config, out, args.results_dir, subset, scenarios, args.set, command, force=args.force,
-                           seeds=seeds, jobs=args.jobs, recipes=recipes, single_dir=args.single_dir, results_name=args.name)
+                           seeds=seeds, jobs=args.jobs, recipes=recipes, single_dir=args.single_dir, results_name=args.name,
+                           resume=args.resume)
         print(study_markdown(doc))
         return 0
     if args.recipe or args.name:
@@ -489,6 +490,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         subset=bm.parse_subset(args.subset) if args.subset else None,
         force=args.force, seeds=seeds, jobs=args.jobs,
         distill=() if args.distill is None else tasks if args.distill == "all" else args.distill.split(","),
+        resume=args.resume,
     )
     print(markdown_table(doc))
     return 0

@@ -376,6 +376,9 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--single-dir", default="configs/single", help="folder of NAME.yaml single-task configs")
     p.add_argument("--output-dir", default=None, help="models + results (default: runs/benchmark/{quick,full,study}, git-ignored)")
     force_option(p, "folders in --output-dir that an earlier benchmark did not make")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted benchmark or study in --output-dir (give the same arguments again): "
+                   "finished runs are kept, unfinished trainings continue from their last checkpoint")
     p.add_argument("--results-dir", default="benchmarks/results", help="also write the JSON + Markdown here")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override every run's config (repeatable)")
     p.add_argument("--seeds", default=None, metavar="0,1,2",

@@ -97,6 +97,7 @@ class Run:
     total_steps: int
     trainable: int
     distiller: Distiller | None = None  # training.distill_teachers / anchor_weight
+    started: float = 0.0  # when this process started the run (time.time()); checkpoints add to state.elapsed
 
     @property
     def main(self) -> bool:
@@ -156,6 +157,7 @@ def train(
 
     # -- 3. Data (bad files fail here, before a model loads), model, optimiser -------------------
     run = build_run(cfg, out, accelerator, say)
+    run.started = t0
     state = TrainState()
     if accelerator.num_processes > 1:
         # The model was built from one seed on every process; from here each process draws its
@@ -403,8 +405,9 @@ def save_checkpoint(run: Run, state: TrainState) -> None:
     rngs = gather_object([rng]) if run.accelerator.num_processes > 1 else [rng]
     if run.main:
         objective = run.accelerator.unwrap_model(run.objective)
+        saved = {**state.to_dict(), "elapsed": state.elapsed + time.time() - run.started}
         checkpoint.save_checkpoint(run.out / CHECKPOINT_DIR, objective.model, objective.weighting, run.optimizer,
-                                   run.scheduler, state.to_dict(), run.cfg.to_dict(), run.run_info, rngs)
+                                   run.scheduler, saved, run.cfg.to_dict(), run.run_info, rngs)
     run.accelerator.wait_for_everyone()
 
 
@@ -433,8 +436,9 @@ def finish(run: Run, state: TrainState, t0: float) -> TrainResult:
             state.refit = refit_heads(kept, run.sources, run.cfg, run.say)
             kept.save(run.out)
         run.accelerator.wait_for_everyone()
+    # A resumed run adds the seconds its earlier processes trained until their last checkpoint.
     result = TrainResult(run.out, state.best, state.best_step, state.global_step, state.best_dev,
-                         seconds=time.time() - t0, trainable_params=run.trainable)
+                         seconds=state.elapsed + time.time() - t0, trainable_params=run.trainable)
     if any(s.splits.get("test") for s in run.sources):
         best = kept if kept is not None else load(run.out, device=run.accelerator.device)
         result.test = state.test = evaluate(best, run.sources, "test", tr.eval_batch_size)

@@ -41,6 +41,9 @@ class TrainState:
     refit: dict[str, str] = field(default_factory=dict)  # training.refit_heads: what happened per task
     seconds: float | None = None
     trainable_params: int | None = None
+    # Seconds of training up to the last checkpoint, summed over every process that ran this run
+    # (a resumed run reports the whole training time, not only the part after the resume).
+    elapsed: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data."""
