@@ -12,7 +12,8 @@ from polyhead import load
 from polyhead.modeling.tasks import TaskSpec
 from polyhead.training.config import load_config
 from polyhead.training.data import build_sources
-from polyhead.training.evaluation import evaluate, headline, selection_reference
+from polyhead.training.evaluation import evaluate, headline, predictions, selection_reference
+from polyhead.training.metrics import task_metrics
 from polyhead.training.loop import train
 
 from train_helpers import write_config
@@ -108,3 +109,25 @@ def test_evaluate_scores_a_saved_model_under_bf16(tmp_path) -> None:
     bf16 = evaluate(model, sources, "dev")
     assert torch.bfloat16 in seen  # the encoder really ran under bf16 autocast
     assert bf16["sts"]["spearman"] == pytest.approx(fp32["sts"]["spearman"], abs=0.1)
+
+
+def test_predictions_are_per_example_in_data_order_and_give_evaluates_scores(tmp_path) -> None:
+    cfg = _config(tmp_path, "training.epochs=1")
+    train(cfg, tmp_path / "m", progress=False)
+    sources, _ = build_sources(cfg)
+    model = load(tmp_path / "m")
+    gold, pred = predictions(model, sources, "dev", batch_size=3)  # several batches, so order matters
+    scores = evaluate(model, sources, "dev")
+    assert set(gold) == set(pred) == set(scores) == {"topic", "ner", "sts"}
+    for task in gold:
+        assert len(gold[task]) == len(pred[task])
+        assert task_metrics(model.tasks[task].kind, gold[task], pred[task]) == scores[task]
+    # gold comes back in the dev file's order, one entry per example: tags per word for NER
+    dev_topics = [e.labels["topic"] for s in sources for e in s.splits.get("dev", []) if "topic" in e.labels]
+    assert gold["topic"] == dev_topics and all(isinstance(p, str) for p in pred["topic"])
+    assert all(len(g) == len(p) for g, p in zip(gold["ner"], pred["ner"]))
+    # the predictions are the model's own: a head with other weights predicts otherwise
+    other = load(tmp_path / "m")
+    for param in other.heads["topic"].parameters():
+        torch.nn.init.normal_(param, std=5.0)
+    assert predictions(other, sources, "dev")[1]["topic"] != pred["topic"]

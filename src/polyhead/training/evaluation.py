@@ -47,28 +47,36 @@ def evaluate(
     The encoder runs in its own precision (`load(..., precision="bf16")` scores under bf16
     autocast), so a saved model can be scored the way it will be served.
     """
+    gold, pred = predictions(model, sources, split, batch_size, max_length)
+    return {task: task_metrics(model.tasks[task].kind, y, pred[task]) for task, y in gold.items()}
+
+
+def predictions(
+    model: MultiTaskModel, sources: list[Source], split: str = "test", batch_size: int = 64, max_length: int | None = None
+) -> tuple[dict[str, list], dict[str, list]]:
+    """Gold and predicted outputs per task on a split, example by example, in the data's order: a
+    label per text, a tag list per sentence (one tag per word), a similarity per pair. What
+    `evaluate` scores; paired comparisons of two models (benchmarks/paired.py) read it directly."""
     with autocast_context(model.encoder.precision, model.device):
-        return _evaluate(model, sources, split, batch_size, max_length)
+        return _predictions(model, sources, split, batch_size, max_length)
 
 
-def _evaluate(
+def _predictions(
     model: MultiTaskModel, sources: list[Source], split: str, batch_size: int, max_length: int | None
-) -> dict[str, dict[str, float]]:
+) -> tuple[dict[str, list], dict[str, list]]:
     was_training = model.training
     model.eval()
     specs = model.tasks
     max_length = max_length or model.encoder.max_length
-    gold: dict[str, list] = {}
-    pred: dict[str, list] = {}
-    for src in sources:
-        for _, chunk, batch in collated_batches(src, split, specs, model.encoder.tokenizer, max_length, batch_size):
+    rows: dict[str, list[tuple[tuple[int, int], Any, Any]]] = {}  # task -> ((source, example index), gold, pred)
+    for s, src in enumerate(sources):
+        for idx, chunk, batch in collated_batches(src, split, specs, model.encoder.tokenizer, max_length, batch_size):
             batch = to_device(batch, model.device)
             if batch["kind"] == "pair":
                 task = batch["task"]
                 head = model.heads[task]
                 sims = head.score(head(model.encoder(**batch["a"])), head(model.encoder(**batch["b"])))
-                gold.setdefault(task, []).extend(e.score for e in chunk)
-                pred.setdefault(task, []).extend(sims.float().cpu().tolist())
+                rows.setdefault(task, []).extend(((s, i), e.score, p) for i, e, p in zip(idx, chunk, sims.float().cpu().tolist()))
                 continue
             feats = model.encoder(**batch["inputs"])
             for task in src.tasks:
@@ -78,15 +86,15 @@ def _evaluate(
                 for i, e in enumerate(chunk):
                     if task not in e.labels:
                         continue
-                    gold.setdefault(task, []).append(e.labels[task])
                     if token_level:  # one tag per word, read at its first sub-token (cut-off words: O)
-                        tags = [labels[int(ids[i, t])] if t >= 0 else "O" for t in batch["firsts"][i]]
-                        pred.setdefault(task, []).append(tags)
+                        guess: Any = [labels[int(ids[i, t])] if t >= 0 else "O" for t in batch["firsts"][i]]
                     else:
-                        pred.setdefault(task, []).append(labels[int(ids[i])])
-    results = {task: task_metrics(specs[task].kind, y, pred[task]) for task, y in gold.items()}
+                        guess = labels[int(ids[i])]
+                    rows.setdefault(task, []).append(((s, idx[i]), e.labels[task], guess))
     model.train(was_training)
-    return results
+    # Batches run longest first (less padding); results go back to the data's order.
+    ordered = {task: sorted(r, key=lambda row: row[0]) for task, r in rows.items()}
+    return ({t: [g for _, g, _ in r] for t, r in ordered.items()}, {t: [p for _, _, p in r] for t, r in ordered.items()})
 
 
 def headline(
