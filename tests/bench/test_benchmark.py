@@ -324,23 +324,6 @@ def test_benchmark_distill_flag_names_all_selected_tasks_or_some() -> None:
     assert parse(["benchmark"]).distill is None
     assert parse(["benchmark", "--distill"]).distill == "all"
     assert parse(["benchmark", "--distill", "conll2003,stsb"]).distill == "conll2003,stsb"
-    # No flag: the recipe's teacher (CoNLL), only when the invocation trains it; "none" drops it.
-    assert bm.default_distill(bm.TASKS, bm.RUNS) == bm.RECIPE_DISTILL == ("conll2003",)
-    assert bm.default_distill(bm.TASKS, ["joint"]) == () and bm.default_distill(["trec"], bm.RUNS) == ()
-    assert parse(["benchmark", "--distill", "none"]).distill == "none"
-
-
-def test_benchmark_cli_resolves_the_recipe_teacher(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    from polyhead.cli.main import main
-
-    seen: list[tuple] = []
-    monkeypatch.setattr(bm, "run_benchmark", lambda *a, **k: seen.append(tuple(k["distill"])) or {"records": []})
-    monkeypatch.setattr("polyhead.bench.results.markdown_table", lambda doc: "")
-    for argv, want in [([], ("conll2003",)), (["--runs", "joint,single", "--tasks", "trec,conll2003"], ("conll2003",)),
-                       (["--distill", "none"], ()), (["--distill", "stsb"], ("stsb",)), (["--runs", "joint"], ())]:
-        assert main(["benchmark", *argv]) == 0
-        assert seen.pop() == want, argv
-    assert "trains without the recipe's teacher(s) for conll2003" in capsys.readouterr().err  # --runs joint said so
 
 
 def test_two_invocations_writing_side_by_side_keep_each_others_records(tmp_path: Path) -> None:

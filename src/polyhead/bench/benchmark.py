@@ -51,20 +51,6 @@ from .results import stats as stats_of  # noqa: F401
 from .subset import QUICK, STUDY, Subset, apply_subset, parse_subset, write_subset  # noqa: F401
 
 
-# The recipe's teachers (docs/choices.md, "Closing the joint gap", parts 7 and 8): when one
-# invocation trains both the joint and the single-task runs, the joint run learns from these
-# tasks' single-task models of the same seed. A config cannot name a folder the benchmark has
-# not trained yet, so this part of the recipe lives here; `polyhead benchmark --distill none` drops it.
-RECIPE_DISTILL = ("conll2003",)
-
-
-def default_distill(tasks: Sequence[str], runs: Sequence[str]) -> tuple[str, ...]:
-    """The recipe's teachers among `tasks`, when `runs` trains their single-task models; else none."""
-    if "joint" not in runs or "single" not in runs:
-        return ()
-    return tuple(t for t in RECIPE_DISTILL if t in tasks)
-
-
 def run_benchmark(
     config: str | Path = "configs/benchmark.yaml",
     single_dir: str | Path = "configs/single",

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..console import announce_precision, say
 from ..errors import PolyheadError
@@ -482,24 +482,14 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         raise PolyheadError("--recipe and --name go with --study")
     out = args.output_dir or ("runs/benchmark/quick" if args.quick else "runs/benchmark/full")
     tasks = args.tasks.split(",") if args.tasks else list(bm.TASKS)
-    runs = args.runs.split(",") if args.runs else list(bm.RUNS)
-    if args.distill is None:  # the recipe: its teachers when this invocation trains them
-        distill: Sequence[str] = bm.default_distill(tasks, runs)
-        missing = [t for t in bm.RECIPE_DISTILL if t in tasks and t not in distill]
-        if missing and "joint" in runs:
-            print(f"polyhead benchmark: note: the joint run trains without the recipe's teacher(s) for {', '.join(missing)} "
-                  "(--runs has no single); add single to --runs, or --set training.distill_teachers.TASK=FOLDER",
-                  file=sys.stderr)
-    else:
-        distill = () if args.distill == "none" else tasks if args.distill == "all" else args.distill.split(",")
     doc = bm.run_benchmark(
         args.config, args.single_dir, out, args.results_dir, args.quick,
         tasks=tasks,
-        runs=runs,
+        runs=args.runs.split(",") if args.runs else bm.RUNS,
         overrides=args.set, command=command,
         subset=bm.parse_subset(args.subset) if args.subset else None,
         force=args.force, seeds=seeds, jobs=args.jobs,
-        distill=distill,
+        distill=() if args.distill is None else tasks if args.distill == "all" else args.distill.split(","),
         resume=args.resume,
     )
     print(markdown_table(doc))

@@ -388,9 +388,8 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
                    "(epochs x training data) first (default 1; several small runs keep a GPU busy)")
     p.add_argument("--distill", nargs="?", const="all", default=None, metavar="TASKS",
                    help="the joint run learns from this invocation's single-task models of the same seed (teachers, "
-                   "training.distill_teachers): of every task (bare --distill), of the comma-separated TASKS, or of "
-                   "none (--distill none); needs --runs with joint and single. Default: the recipe's teacher, "
-                   "conll2003, when --runs has joint and single")
+                   "training.distill_teachers): of every task, or of the comma-separated TASKS (e.g. --distill "
+                   "conll2003); needs --runs with joint and single")
     p.add_argument("--recipe", action="append", default=[], metavar="NAME=KEY=VALUE[;KEY=VALUE...]",
                    help="with --study: a named joint variant trained like a scenario (';' separates overrides; "
                    "'+distill' makes the same seed's single-task models its teachers); repeatable")
