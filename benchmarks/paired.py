@@ -5,7 +5,7 @@ about a thousand texts moves an accuracy by ~1 point between equally good models
 scores both models of each pair *on the same test examples* (the joint model and the single-task
 model of one seed), then resamples the test examples with replacement (a paired bootstrap: the
 same resampled examples for every pair) and reports, per pair and for the mean over pairs,
-the difference joint − single in points with its 95% interval and the share of resamples in which
+the difference A − B (default: joint − single) in points with its 95% interval and the share of resamples in which
 the difference is at or above a target (e.g. −0.3: "within 0.3 points"). For accuracy it also
 counts the texts only one model gets right, with McNemar's exact two-sided p-value.
 
@@ -87,12 +87,17 @@ def main() -> None:
     ap.add_argument("--task", required=True, choices=sorted(METRIC))
     ap.add_argument("--pair", action="append", required=True, metavar="LABEL=JOINT_DIR,SINGLE_DIR")
     ap.add_argument("--config", default=None, help="the config naming the task's test file (default: configs/single/TASK.yaml)")
+    ap.add_argument("--names", default="joint,single", metavar="A,B",
+                    help="what the two folders of each pair are (default joint,single; e.g. distill,plain to compare two joint recipes)")
     ap.add_argument("--target", type=float, default=-0.3, help="points: the share of resamples with joint - single >= this")
     ap.add_argument("--resamples", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
+    first, _, second = args.names.partition(",")
+    if not second:
+        sys.exit(f"--names {args.names!r}: want A,B")
     cfg = load_config(args.config or ROOT / "configs" / "single" / f"{args.task}.yaml")
     cfg.tasks = [t for t in cfg.tasks if t.name == args.task]
     parsed = []
@@ -108,7 +113,7 @@ def main() -> None:
     pairs, rows = [], []
     for label, joint, single in parsed:
         scored = {}
-        for name, folder in (("joint", joint), ("single", single)):
+        for name, folder in ((first, joint), (second, single)):
             gold, pred, official = score(Path(folder), sources, args.task)
             rows_ = per_example(args.task, gold, pred)
             mine = float(metric(args.task, rows_.sum(0), len(rows_)))
@@ -117,7 +122,7 @@ def main() -> None:
             scored[name] = {"folder": folder, "value": round(official, 6), "rows": rows_, "pred": pred, "gold": gold}
             print(f"{label} {name}: {METRIC[args.task]} {official:.4f}", file=sys.stderr)
         pairs.append((label, scored))
-        rows.append((scored["joint"]["rows"], scored["single"]["rows"]))
+        rows.append((scored[first]["rows"], scored[second]["rows"]))
 
     n = len(rows[0][0])
     if any(len(j) != n or len(s) != n for j, s in rows):
@@ -136,17 +141,18 @@ def main() -> None:
 
     out_pairs = []
     for (label, scored), boot in zip(pairs, diffs_arr):
-        observed = 100 * (scored["joint"]["value"] - scored["single"]["value"])
-        entry = {"label": label, "joint": scored["joint"]["folder"], "single": scored["single"]["folder"],
-                 "joint_value": scored["joint"]["value"], "single_value": scored["single"]["value"], **summary(observed, boot)}
+        observed = 100 * (scored[first]["value"] - scored[second]["value"])
+        entry = {"label": label, first: scored[first]["folder"], second: scored[second]["folder"],
+                 f"{first}_value": scored[first]["value"], f"{second}_value": scored[second]["value"], **summary(observed, boot)}
         if METRIC[args.task] == "accuracy":
-            jr, sr = scored["joint"]["rows"][:, 0], scored["single"]["rows"][:, 0]
+            jr, sr = scored[first]["rows"][:, 0], scored[second]["rows"][:, 0]
             b, c = int(((jr == 1) & (sr == 0)).sum()), int(((jr == 0) & (sr == 1)).sum())
-            entry.update(only_joint_right=b, only_single_right=c, mcnemar_p=round(mcnemar_p(b, c), 4))
+            entry.update({f"only_{first}_right": b, f"only_{second}_right": c, "mcnemar_p": round(mcnemar_p(b, c), 4)})
         out_pairs.append(entry)
     mean_obs = float(np.mean([p["difference_points"] for p in out_pairs]))
     doc = {
         "machine": machine_description(), "argv": sys.argv, "task": args.task, "metric": METRIC[args.task],
+        "difference": f"{first} - {second}",
         "test_examples": n, "resamples": args.resamples, "target_points": args.target,
         "pairs": out_pairs, "mean_over_pairs": summary(mean_obs, diffs_arr.mean(0)),
     }
