@@ -119,7 +119,7 @@ def main() -> None:
             mine = float(metric(args.task, rows_.sum(0), len(rows_)))
             if abs(mine - official) > 1e-9:
                 sys.exit(f"{folder}: per-example {METRIC[args.task]} {mine} differs from polyhead's {official}")
-            scored[name] = {"folder": folder, "value": round(official, 6), "rows": rows_, "pred": pred, "gold": gold}
+            scored[name] = {"folder": folder, "value": round(official, 6), "rows": rows_}
             print(f"{label} {name}: {METRIC[args.task]} {official:.4f}", file=sys.stderr)
         pairs.append((label, scored))
         rows.append((scored[first]["rows"], scored[second]["rows"]))

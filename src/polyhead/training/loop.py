@@ -97,7 +97,7 @@ class Run:
     total_steps: int
     trainable: int
     distiller: Distiller | None = None  # training.distill_teachers / anchor_weight
-    started: float = 0.0  # when this process started the run (time.time()); checkpoints add to state.elapsed
+    started: float = 0.0  # when this process started the run (time.time()); checkpoints and finish add it to state.elapsed
 
     @property
     def main(self) -> bool:
@@ -217,7 +217,7 @@ def train(
         raise
 
     # -- 6. Keep the model, score test, write the training files ---------------------------------
-    return finish(run, state, t0)
+    return finish(run, state)
 
 
 # -- 2. devices ---------------------------------------------------------------------------------
@@ -423,7 +423,7 @@ def end_epoch(run: Run, state: TrainState, epoch: int) -> None:
 
 
 # -- 6. finish ----------------------------------------------------------------------------------
-def finish(run: Run, state: TrainState, t0: float) -> TrainResult:
+def finish(run: Run, state: TrainState) -> TrainResult:
     """Keep the model (best on dev, else the last), score test with it, write the training files."""
     if run.main and (not run.has_dev or state.best is None):
         run.model.save(run.out)
@@ -438,7 +438,7 @@ def finish(run: Run, state: TrainState, t0: float) -> TrainResult:
         run.accelerator.wait_for_everyone()
     # A resumed run adds the seconds its earlier processes trained until their last checkpoint.
     result = TrainResult(run.out, state.best, state.best_step, state.global_step, state.best_dev,
-                         seconds=state.elapsed + time.time() - t0, trainable_params=run.trainable)
+                         seconds=state.elapsed + time.time() - run.started, trainable_params=run.trainable)
     if any(s.splits.get("test") for s in run.sources):
         best = kept if kept is not None else load(run.out, device=run.accelerator.device)
         result.test = state.test = evaluate(best, run.sources, "test", tr.eval_batch_size)
