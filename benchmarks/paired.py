@@ -162,4 +162,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from polyhead.errors import PolyheadError
+
+    try:
+        main()
+    except PolyheadError as exc:  # a missing model folder, an unreadable data file: one line, no traceback
+        sys.exit(f"paired.py: {exc}")
