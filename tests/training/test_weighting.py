@@ -484,3 +484,28 @@ def test_new_weightings_train_and_resume_exactly(tmp_path, monkeypatch, name):
     else:
         assert torch.isfinite(wa["running_mean"]).all()
         assert logged["sts"] > logged["topic"]  # the cosine MSE is the smaller loss: larger weight
+
+
+def test_loss_scale_weights_multiply_the_normalised_losses():
+    plain = LossScaleWeighting(["a", "b"])
+    weighted = LossScaleWeighting(["a", "b"], weights={"a": 2.0, "b": 0.5})
+    losses = {"a": torch.tensor(3.0, requires_grad=True), "b": torch.tensor(0.2, requires_grad=True)}
+    assert float(plain.combine(losses).detach()) == pytest.approx(2.0)  # each L_t / m_t is 1 on first sight
+    weighted.combine(losses).backward()
+    # d/dL (w L / m) with m = L detached = w / L
+    assert float(losses["a"].grad) == pytest.approx(2.0 / 3.0)
+    assert float(losses["b"].grad) == pytest.approx(0.5 / 0.2)
+    assert weighted.weights() == pytest.approx({"a": 2.0 / 3.0, "b": 0.5 / 0.2})
+    assert "weights={'a': 2.0, 'b': 0.5}" in repr(weighted)
+
+
+@pytest.mark.parametrize("weights, message", [
+    ({"a": 1.0}, r"no weight for task\(s\): \['b'\]"),
+    ({"a": 1.0, "b": 1.0, "c": 1.0}, r"unknown task\(s\) \['c'\]"),
+    ({"a": -1.0, "b": 1.0}, r"weights\.a must be in \[0, inf\)"),
+    ({"a": "x", "b": 1.0}, r"weights\.a must be a number"),
+    ([1.0, 2.0], r"must be a mapping"),
+])
+def test_loss_scale_weights_are_checked(weights, message):
+    with pytest.raises(ValueError, match=message):
+        LossScaleWeighting(["a", "b"], weights=weights)

@@ -10,7 +10,7 @@ from ..modeling.encoder import Encoder
 from ..modeling.model import MultiTaskModel, load
 from ..modeling.tasks import TaskSpec
 from .config import RunConfig
-from .weighting import LossWeighting, build_weighting
+from .weighting import LossWeighting, build_weighting, with_task_weights
 
 
 def build_model(cfg: RunConfig, specs: dict[str, TaskSpec], device: Any) -> MultiTaskModel:
@@ -32,10 +32,8 @@ def build_model(cfg: RunConfig, specs: dict[str, TaskSpec], device: Any) -> Mult
 
 
 def make_weighting(cfg: RunConfig, tasks: list[str]) -> LossWeighting:
-    """The loss weighting of the config; `static` defaults to each task's `weight`."""
-    options = dict(cfg.training.weighting_options)
-    if cfg.training.weighting == "static" and "weights" not in options:
-        options["weights"] = {t.name: t.weight for t in cfg.tasks}
+    """The loss weighting of the config; `static` and `loss_scale` take each task's `weight`."""
+    options = with_task_weights(cfg.training.weighting, cfg.training.weighting_options, {t.name: t.weight for t in cfg.tasks})
     try:
         return build_weighting(cfg.training.weighting, tasks, **options)
     except ValueError as exc:

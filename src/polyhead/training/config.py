@@ -124,7 +124,7 @@ class TaskConfig(DataOptions):
     # Shorthand data options (and those of DataOptions), used when the task has its own files.
     train: str | None = None
     label_column: str | None = None  # default: "label" (classification), "tags" (token jsonl)
-    weight: float = opt(1.0, ge=0.0)  # used by static loss weighting
+    weight: float = opt(1.0, ge=0.0)  # used by the static and loss_scale weightings
 
 
 @dataclass
@@ -484,10 +484,10 @@ def _validate(cfg: RunConfig) -> None:
         if h not in names:
             raise PolyheadError(f"config: freeze.heads names unknown task {h!r}")
     tr = cfg.training
-    options = dict(tr.weighting_options)
-    if tr.weighting == "static" and "weights" not in options:  # as the loop does: each task's weight:
-        options["weights"] = {t.name: t.weight for t in cfg.tasks}
-    from .weighting import build_weighting
+    from .weighting import build_weighting, with_task_weights
+
+    # as the loop does: static and loss_scale take each task's weight:
+    options = with_task_weights(tr.weighting, tr.weighting_options, {t.name: t.weight for t in cfg.tasks})
 
     try:  # unknown options, missing or bad static weights: caught here, before any data is read
         build_weighting(tr.weighting, names, **options)

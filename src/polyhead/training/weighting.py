@@ -22,6 +22,8 @@ __all__ = [
     "FAMO",
     "WEIGHTINGS",
     "build_weighting",
+    "TASK_WEIGHTED",
+    "with_task_weights",
 ]
 
 # Added to a loss before dividing by it or taking its log, so a loss of exactly 0 gives a large
@@ -44,6 +46,34 @@ def _number(name: str, key: str, value: Any, low: float, high: float, low_open: 
         interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
         raise ValueError(f"{name!r} weighting option {key} must be in {interval}, got {value!r}")
     return number
+
+
+# The methods that take a `weights` option; a config fills it from each task's `weight:`.
+TASK_WEIGHTED = ("static", "loss_scale")
+
+
+def with_task_weights(method: str, options: dict[str, Any], weights: dict[str, float]) -> dict[str, Any]:
+    """`options` plus `weights` (each task's configured `weight:`) where `method` takes them and
+    the options do not already give them."""
+    if method in TASK_WEIGHTED and "weights" not in options:
+        return {**options, "weights": dict(weights)}
+    return dict(options)
+
+
+def _task_weights(name: str, tasks: list[str], given: Any) -> dict[str, float]:
+    """`weights={task: float}` checked: every task given, no unknown task, finite and >= 0."""
+    if not isinstance(given, dict):
+        raise ValueError(f"{name!r} weighting option weights must be a mapping {{task: weight}}, got {given!r}")
+    missing = [t for t in tasks if t not in given]
+    if missing:
+        raise ValueError(f"{name!r} weighting has no weight for task(s): {missing}")
+    # An unknown key is almost always a typo of a task name, which would silently
+    # leave that task at whatever weight the typo'd name was meant to replace.
+    extra = [t for t in given if t not in tasks]
+    if extra:
+        raise ValueError(f"{name!r} weighting got weights for unknown task(s) {extra}; tasks: {tasks}")
+    weights = {t: _number(name, f"weights.{t}", given[t], 0.0, math.inf, high_open=True) for t in tasks}
+    return weights
 
 
 class LossWeighting(nn.Module):
@@ -111,20 +141,7 @@ class StaticWeighting(LossWeighting):
         super().__init__(tasks, **options)
         if given is None:
             raise ValueError("'static' weighting needs a `weights` option: {task: weight}")
-        missing = [t for t in self.tasks if t not in given]
-        if missing:
-            raise ValueError(f"'static' weighting has no weight for task(s): {missing}")
-        # An unknown key is almost always a typo of a task name, which would silently
-        # leave that task at whatever weight the typo'd name was meant to replace.
-        extra = [t for t in given if t not in self._index]
-        if extra:
-            raise ValueError(
-                f"'static' weighting got weights for unknown task(s) {extra}; tasks: {self.tasks}"
-            )
-        bad = {t: w for t, w in given.items() if not (math.isfinite(float(w)) and float(w) >= 0)}
-        if bad:
-            raise ValueError(f"'static' weights must be finite and >= 0, got {bad}")
-        self._weights: dict[str, float] = {t: float(given[t]) for t in self.tasks}
+        self._weights = _task_weights(self.name, self.tasks, given)
 
     def task_weight(self, task: str) -> float:
         """The configured weight of `task`."""
@@ -232,16 +249,21 @@ class LossScaleWeighting(LossWeighting):
     beta = 0 divides by the current loss (the gradient of log L_t). The means are buffers, so a
     checkpoint holds them and resume continues exactly; they are updated only in training mode
     and only from finite losses (an inf/NaN loss, e.g. an fp16 overflow step, is not remembered).
-    Weight reported: 1 / m_t (1 for a task not seen yet).
+    Option `weights` ({task: w_t >= 0}, default 1 each; from the config, each task's `weight:`)
+    multiplies the normalised losses, w_t * L_t / m_t: after the units are taken out, a task with
+    w_t = 2 pulls the shared encoder twice as hard as one with 1.
+    Weight reported: w_t / m_t (w_t for a task not seen yet).
     """
 
     name = "loss_scale"
 
     def __init__(self, tasks: list[str], **options: Any) -> None:
-        """Take option `beta` (default 0.9, 0 <= beta < 1)."""
+        """Take options `beta` (default 0.9, 0 <= beta < 1) and `weights` (default 1 per task)."""
         beta = options.pop("beta", 0.9)
+        given = options.pop("weights", None)
         super().__init__(tasks, **options)
         self.beta = _number(self.name, "beta", beta, 0.0, 1.0, high_open=True)
+        self.task_weights = {t: 1.0 for t in self.tasks} if given is None else _task_weights(self.name, self.tasks, given)
         # nan = the task has not been seen yet (float32 for the same reason as in DWA).
         self.register_buffer("running_mean", torch.full((len(self.tasks),), float("nan"), dtype=torch.float32))
 
@@ -260,23 +282,25 @@ class LossScaleWeighting(LossWeighting):
         return m.abs() + EPS
 
     def combine(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Σ L_t / m_t over the tasks present, after updating each m_t with this batch's L_t."""
+        """Σ w_t L_t / m_t over the tasks present, after updating each m_t with this batch's L_t."""
         self._check(losses)
         total: torch.Tensor | float = 0.0
         for task, loss in losses.items():
             if self.training:
                 self._observe(task, loss.detach())
-            total = total + loss / self._scale(task, loss)
+            total = total + self.task_weights[task] * loss / self._scale(task, loss)
         return total  # type: ignore[return-value]
 
     def weights(self) -> dict[str, float]:
-        """1 / m_t per task (1 for a task not seen yet)."""
+        """w_t / m_t per task (w_t for a task not seen yet)."""
         m = self.running_mean.detach().float().cpu()
-        return {t: 1.0 if math.isnan(float(v)) else 1.0 / (abs(float(v)) + EPS) for t, v in zip(self.tasks, m)}
+        return {t: self.task_weights[t] * (1.0 if math.isnan(float(v)) else 1.0 / (abs(float(v)) + EPS))
+                for t, v in zip(self.tasks, m)}
 
     def extra_repr(self) -> str:
-        """Show tasks and beta in print(module)."""
-        return f"tasks={self.tasks}, beta={self.beta}"
+        """Show tasks, beta and any weight other than 1."""
+        other = {t: w for t, w in self.task_weights.items() if w != 1.0}
+        return f"tasks={self.tasks}, beta={self.beta}" + (f", weights={other}" if other else "")
 
 
 class FAMO(LossWeighting):
