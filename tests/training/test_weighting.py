@@ -509,3 +509,23 @@ def test_loss_scale_weights_multiply_the_normalised_losses():
 def test_loss_scale_weights_are_checked(weights, message):
     with pytest.raises(ValueError, match=message):
         LossScaleWeighting(["a", "b"], weights=weights)
+
+
+def test_loss_scale_in_a_config_takes_each_tasks_weight(tmp_path):
+    """`tasks.X.weight` reaches loss_scale (it used to be read by static only); an explicit
+    weighting_options.weights wins; a bad one is a one-line config error before any data is read."""
+    from polyhead.errors import PolyheadError
+    from polyhead.training.build import make_weighting
+    from polyhead.training.config import load_config
+    from train_helpers import write_config
+
+    config = write_config(tmp_path, epochs=1)
+    cfg = load_config(config, ["training.weighting=loss_scale", "tasks.ner.weight=2"])
+    w = make_weighting(cfg, [t.name for t in cfg.tasks])
+    assert isinstance(w, LossScaleWeighting)
+    assert w.task_weights == {"topic": 1.0, "ner": 2.0, "sts": 1.0}
+    cfg = load_config(config, ["training.weighting=loss_scale", "tasks.ner.weight=2",
+                               "training.weighting_options={weights: {topic: 3, ner: 1, sts: 1}}"])
+    assert make_weighting(cfg, [t.name for t in cfg.tasks]).task_weights == {"topic": 3.0, "ner": 1.0, "sts": 1.0}
+    with pytest.raises(PolyheadError, match=r"^training.weighting_options: 'loss_scale' weighting has no weight for task\(s\)"):
+        load_config(config, ["training.weighting=loss_scale", "training.weighting_options={weights: {topic: 3}}"])
