@@ -146,13 +146,13 @@ def carry_over(plan: list[Job], out: OutputDir, results_name: str, doc: dict[str
     and the folders kept; doc["resumed"] says which runs were kept and which continued.
     """
     from ..training.checkpoint import CHECKPOINT_DIR, LATEST, MODEL_MARKER
-    from .results import _read_doc
+    from .results import read_doc
 
     path = out.root / results_name
     if not path.is_file():
         raise PolyheadError(f"--resume: {path} does not exist, so there is no interrupted run to continue in {out.root}; "
                             "run without --resume")
-    earlier = _read_doc(path)
+    earlier = read_doc(path)
     if earlier.get("subset") != doc.get("subset"):
         raise PolyheadError(f"--resume: the run in {out.root} used other data ({earlier.get('subset') or 'the full data'}); "
                             "resume it with the same --quick/--subset, or choose another --output-dir")

@@ -300,7 +300,7 @@ def combine(docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _read_doc(path: Path) -> dict[str, Any]:
+def read_doc(path: Path) -> dict[str, Any]:
     """A results JSON file, or a PolyheadError saying why it is not one."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -319,7 +319,7 @@ def merge_results(paths: Sequence[str | Path], results_dir: str | Path = "benchm
     """
     if not paths:
         raise PolyheadError("--merge needs at least one benchmark.json")
-    docs = [_read_doc(Path(p)) for p in paths]
+    docs = [read_doc(Path(p)) for p in paths]
     for path, doc in zip(paths, docs):
         if doc.get("subset"):
             raise PolyheadError(f"{path} is a subset run ({doc['subset']}); only full-data results are merged")
@@ -345,7 +345,7 @@ class ResultsWriter:
         if self.results is None or not self.results.is_file():
             return None
         try:
-            return _read_doc(self.results)
+            return read_doc(self.results)
         except PolyheadError as exc:
             if not self.warned:
                 print(f"polyhead benchmark: warning: {exc}; it will be replaced", file=sys.stderr)
