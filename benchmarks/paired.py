@@ -73,8 +73,8 @@ def mcnemar_p(b: int, c: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def score(folder: Path, sources: list, task: str) -> tuple[list, list, float]:
-    model = load(folder, device="cpu")
+def score(folder: Path, model, sources: list, task: str) -> tuple[list, list, float]:
+    """Gold and predicted test labels of `task` from `model` (loaded from `folder`), and polyhead's own metric."""
     if task not in model.tasks:
         sys.exit(f"{folder}: has no {task!r} head")
     gold, pred = predictions(model, sources, "test")
@@ -107,14 +107,16 @@ def main() -> None:
         if not single:
             sys.exit(f"--pair {spec!r}: want LABEL=JOINT_DIR,SINGLE_DIR")
         parsed.append((label, joint, single))
+    first_single = load(parsed[0][2], device="cpu")  # scored below too: loaded once
     if cfg.tasks and cfg.tasks[0].kind != "similarity":  # only the test split is read: the label set comes from a model
-        cfg.tasks[0].labels = list(load(parsed[0][2], device="cpu").tasks[args.task].labels)
+        cfg.tasks[0].labels = list(first_single.tasks[args.task].labels)
     sources, _ = build_sources(cfg, splits=("test",))
     pairs, rows = [], []
     for label, joint, single in parsed:
         scored = {}
         for name, folder in ((first, joint), (second, single)):
-            gold, pred, official = score(Path(folder), sources, args.task)
+            model = first_single if folder == parsed[0][2] else load(folder, device="cpu")
+            gold, pred, official = score(Path(folder), model, sources, args.task)
             rows_ = per_example(args.task, gold, pred)
             mine = float(metric(args.task, rows_.sum(0), len(rows_)))
             if abs(mine - official) > 1e-9:

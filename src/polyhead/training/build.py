@@ -10,7 +10,7 @@ from ..modeling.encoder import Encoder
 from ..modeling.model import MultiTaskModel, load
 from ..modeling.tasks import TaskSpec
 from .config import RunConfig
-from .weighting import LossWeighting, build_weighting, with_task_weights
+from .weighting import LossWeighting, build_weighting
 
 
 def build_model(cfg: RunConfig, specs: dict[str, TaskSpec], device: Any) -> MultiTaskModel:
@@ -33,9 +33,8 @@ def build_model(cfg: RunConfig, specs: dict[str, TaskSpec], device: Any) -> Mult
 
 def make_weighting(cfg: RunConfig, tasks: list[str]) -> LossWeighting:
     """The loss weighting of the config; `static` and `loss_scale` take each task's `weight`."""
-    options = with_task_weights(cfg.training.weighting, cfg.training.weighting_options, {t.name: t.weight for t in cfg.tasks})
     try:
-        return build_weighting(cfg.training.weighting, tasks, **options)
+        return build_weighting(cfg.training.weighting, tasks, **cfg.weighting_options())
     except ValueError as exc:
         raise PolyheadError(f"training.weighting: {exc}") from None
 

@@ -257,6 +257,13 @@ class RunConfig:
         candidate = Path(self.base_dir) / p
         return candidate if candidate.exists() else p
 
+    def weighting_options(self) -> dict[str, Any]:
+        """training.weighting_options as the loop uses them: `static` and `loss_scale` take each
+        task's `weight:` unless the options already give `weights`."""
+        from .weighting import with_task_weights
+
+        return with_task_weights(self.training.weighting, self.training.weighting_options, {t.name: t.weight for t in self.tasks})
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for saving next to the model."""
         d = dataclasses.asdict(self)
@@ -484,13 +491,10 @@ def _validate(cfg: RunConfig) -> None:
         if h not in names:
             raise PolyheadError(f"config: freeze.heads names unknown task {h!r}")
     tr = cfg.training
-    from .weighting import build_weighting, with_task_weights
-
-    # as the loop does: static and loss_scale take each task's weight:
-    options = with_task_weights(tr.weighting, tr.weighting_options, {t.name: t.weight for t in cfg.tasks})
+    from .weighting import build_weighting
 
     try:  # unknown options, missing or bad static weights: caught here, before any data is read
-        build_weighting(tr.weighting, names, **options)
+        build_weighting(tr.weighting, names, **cfg.weighting_options())
     except (ValueError, TypeError) as exc:
         raise PolyheadError(f"training.weighting_options: {_first_line(exc)}") from None
 
