@@ -23,8 +23,9 @@ from pathlib import Path
 HEADLINE = {"trec": "accuracy", "sentiment": "accuracy", "conll2003": "entity_f1", "stsb": "spearman"}
 
 
-def read_curves(run: Path) -> tuple[dict[int, dict[str, float]], dict[int, dict[str, float]], dict[int, int]]:
-    """Per evaluation step: dev headline per task, test headline per task, and the epoch."""
+def read_curves(run: Path, need_test: bool = True) -> tuple[dict[int, dict[str, float]], dict[int, dict[str, float]], dict[int, int]]:
+    """Per evaluation step: dev headline per task, test headline per task, and the epoch (exits when
+    `need_test` and the run did not score test at every evaluation)."""
     dev: dict[int, dict[str, float]] = {}
     test: dict[int, dict[str, float]] = {}
     epoch: dict[int, int] = {}
@@ -36,7 +37,9 @@ def read_curves(run: Path) -> tuple[dict[int, dict[str, float]], dict[int, dict[
             value = float(row[HEADLINE[row["task"]]])
             (dev if row["type"] == "eval" else test).setdefault(step, {})[row["task"]] = value
             epoch[step] = int(row["epoch"])
-    if not test:
+    if not dev:
+        sys.exit(f"{run}: no eval rows in training/curves.csv")
+    if need_test and not test:
         sys.exit(f"{run}: no eval-test rows in curves.csv; train with --set training.eval_test=true")
     return dev, test, epoch
 
