@@ -29,7 +29,11 @@ def read_curves(run: Path, need_test: bool = True) -> tuple[dict[int, dict[str, 
     dev: dict[int, dict[str, float]] = {}
     test: dict[int, dict[str, float]] = {}
     epoch: dict[int, int] = {}
-    with open(run / "training" / "curves.csv", encoding="utf-8") as fh:
+    try:
+        fh = open(run / "training" / "curves.csv", encoding="utf-8")
+    except OSError as exc:
+        sys.exit(f"{run}: not a finished polyhead run folder ({exc.strerror}: {exc.filename})")
+    with fh:
         for row in csv.DictReader(fh):
             if row["type"] not in ("eval", "eval-test") or row["task"] not in HEADLINE:
                 continue
@@ -51,9 +55,16 @@ def pick(dev: dict[int, dict[str, float]], rule: str, reference: dict[str, float
         return steps[-1]
     if rule == "mean":
         return max(steps, key=lambda s: (sum(dev[s].values()) / len(dev[s]), -s))
-    peaks = {t: max(dev[s][t] for s in steps if t in dev[s]) for t in dev[steps[0]]}
-    ref = {**peaks, **(reference or {})}
+    ref = references(dev, reference)
     return max(steps, key=lambda s: (min(v / ref[t] for t, v in dev[s].items()), -s))
+
+
+def references(dev: dict[int, dict[str, float]], given: dict[str, float] | None = None) -> dict[str, float]:
+    """What min-relative divides by, per task: `given` (e.g. single-task dev scores), else the best
+    dev score any evaluation of the run reached."""
+    steps = sorted(dev)
+    peaks = {t: max(dev[s][t] for s in steps if t in dev[s]) for t in dev[steps[0]]}
+    return {**peaks, **(given or {})}
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from joint_curves import HEADLINE, pick, read_curves  # noqa: E402
+from joint_curves import HEADLINE, pick, read_curves, references  # noqa: E402
 
 
 def parse_reference(text: str) -> dict[str, float]:
@@ -54,12 +54,14 @@ def main() -> None:
     for run in args.runs:
         dev, _, epoch = read_curves(run, need_test=False)
         steps = sorted(dev)
-        kept = json.loads((run / "training" / "metrics.json").read_text(encoding="utf-8")).get("best_step")
-        peaks = {t: max(dev[s][t] for s in steps if t in dev[s]) for t in dev[steps[0]]}
+        try:
+            kept = json.loads((run / "training" / "metrics.json").read_text(encoding="utf-8")).get("best_step")
+        except (OSError, ValueError) as exc:
+            sys.exit(f"{run}: cannot read training/metrics.json ({exc})")
         rules = {"mean": pick(dev, "mean"), "min-relative (own best)": pick(dev, "min-relative"), "last": pick(dev, "last")}
         if reference:
             rules["min-relative (reference)"] = pick(dev, "min-relative", reference)
-        ref = {**peaks, **reference}
+        ref = references(dev, reference)
         rows.append({
             "run": str(run), "kept_by_the_run": kept,
             "epochs": [{"epoch": epoch[s], "step": s, "dev": dev[s], "mean": sum(dev[s].values()) / len(dev[s]),
