@@ -427,3 +427,31 @@ def test_resume_refuses_what_it_cannot_continue(configs: dict[str, Path], tmp_pa
     with pytest.raises(bm.PolyheadError, match="used other data"):
         bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "out", None, subset=bm.parse_subset("0.5:1"),
                          tasks=["trec"], runs=["single"], resume=True, log=lambda m: None)
+
+
+def test_resume_continues_a_benchmark_killed_before_any_run_finished(configs: dict[str, Path], tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """One joint run killed after a checkpoint leaves no benchmark.json yet; --resume must still continue it."""
+    from polyhead.training import loop
+
+    args = dict(subset=bm.parse_subset("1:2"), tasks=["trec"], runs=["joint"], seeds=[0],
+                overrides=["training.checkpoint_every=2"])
+    whole = bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "whole", None, log=lambda m: None, **args)
+    save = loop.save_checkpoint
+
+    def save_then_crash(run: loop.Run, state: loop.TrainState) -> None:
+        save(run, state)
+        if state.global_step == 2:
+            raise _Crash()
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_crash)
+    with pytest.raises(_Crash):
+        bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "out", None, log=lambda m: None, **args)
+    monkeypatch.setattr(loop, "save_checkpoint", save)
+    assert not (tmp_path / "out" / "benchmark.json").exists()
+    said: list[str] = []
+    doc = bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "out", None, log=said.append, resume=True, **args)
+    assert "joint-s0: unfinished; continuing from its last checkpoint" in said
+    assert any(m.startswith("[joint-s0] resumed from step 2") for m in said)
+    assert doc["resumed"]["continued"] == ["joint-s0"]
+    assert [(r["task"], r["value"]) for r in doc["records"]] == [(r["task"], r["value"]) for r in whole["records"]]

@@ -149,10 +149,15 @@ def carry_over(plan: list[Job], out: OutputDir, results_name: str, doc: dict[str
     from .results import read_doc
 
     path = out.root / results_name
-    if not path.is_file():
-        raise PolyheadError(f"--resume: {path} does not exist, so there is no interrupted run to continue in {out.root}; "
-                            "run without --resume")
-    earlier = read_doc(path)
+    if path.is_file():
+        earlier = read_doc(path)
+    elif any((out.root / job.folder / CHECKPOINT_DIR / LATEST).is_file() and job.folder in out.made for job in plan):
+        # Killed before its first run finished, so no results yet; the checkpoint is the work to keep.
+        # (Other data than before: train() refuses, as the checkpoint records the config and data.)
+        earlier = {"records": [], "subset": doc.get("subset")}
+    else:
+        raise PolyheadError(f"--resume: {path} does not exist and no run in {out.root} left a checkpoint, so there is "
+                            "no interrupted run to continue; run without --resume")
     if earlier.get("subset") != doc.get("subset"):
         raise PolyheadError(f"--resume: the run in {out.root} used other data ({earlier.get('subset') or 'the full data'}); "
                             "resume it with the same --quick/--subset, or choose another --output-dir")
