@@ -73,11 +73,11 @@ def mcnemar_p(b: int, c: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def score(folder: Path, model, sources: list, task: str) -> tuple[list, list, float]:
-    """Gold and predicted test labels of `task` from `model` (loaded from `folder`), and polyhead's own metric."""
+def score(folder: Path, model, sources: list, task: str, split: str = "test") -> tuple[list, list, float]:
+    """Gold and predicted labels of `task` on `split` from `model` (loaded from `folder`), and polyhead's own metric."""
     if task not in model.tasks:
         sys.exit(f"{folder}: has no {task!r} head")
-    gold, pred = predictions(model, sources, "test")
+    gold, pred = predictions(model, sources, split)
     official = task_metrics(model.tasks[task].kind, gold[task], pred[task])[METRIC[task]]  # what `evaluate` reports
     return gold[task], pred[task], official
 
