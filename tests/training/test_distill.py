@@ -310,3 +310,67 @@ def test_an_interrupted_distillation_run_resumes_to_the_uninterrupted_result(tea
     train(load_config(_config_file(root, ["topic"], epochs=1, seed=8)), root / "teachers" / "topic", progress=False, overwrite=True)
     again = _cli("train", str(config), "--output", str(tmp_path / "part"), "--resume", "--no-progress", "--set", "training.epochs=3")
     assert again.returncode == 1 and "run.teachers.topic" in again.stderr, again.stderr[-2000:]
+
+
+# -- teachers on the other tasks' texts -------------------------------------------------------------
+def test_teachers_label_the_other_tasks_texts_at_word_starts(tmp_path):
+    cfg, model, distiller, batches = _student_and_distiller(tmp_path, distill_other_texts=2.0)
+    # Every classification/token teacher on every source that lacks its labels (both sides of a pair).
+    assert set(distiller.others) == {("topic", "ner", 0), ("sts", "ner", 0), ("sts", "ner", 1),
+                                     ("ner", "topic", 0), ("sts", "topic", 0), ("sts", "topic", 1)}
+    tok = model.encoder.tokenizer
+    sources, _ = build_sources(cfg)
+    topic = next(s for s in sources if s.name == "topic")
+    flat, positions, offsets = distiller.others[("topic", "ner", 0)]
+    assert len(offsets) == len(topic.splits["train"]) + 1 and flat.shape == (len(positions), len(model.tasks["ner"].labels))
+    for i, ex in enumerate(topic.splits["train"]):
+        ids = tok(ex.text, truncation=True, max_length=cfg.encoder.max_length)["input_ids"]
+        pos = positions[offsets[i]:offsets[i + 1]].tolist()
+        pieces = tok.convert_ids_to_tokens([ids[p] for p in pos])
+        assert pos == sorted(pos) and not any(p.startswith("##") or p in tok.all_special_tokens for p in pieces)
+        starts = [p for p, t in enumerate(tok.convert_ids_to_tokens(ids)) if t not in tok.all_special_tokens and not t.startswith("##")]
+        assert pos == starts  # one position per word, the first of its pieces
+    # The student is its own teacher here: the term is the weight times the mean entropy of its softmax.
+    model.eval()
+    batch = next(b for b in batches if b.get("source") == "topic")
+    with torch.no_grad():
+        feats = [model.encoder(**batch["inputs"])]
+        loss = distiller.other_texts_loss(batch, model.heads, feats)
+        logits = model.heads["ner"](feats[0])
+    rows = [(b, i) for b, i in enumerate(batch["index"].tolist())]
+    picked = torch.cat([logits[b, positions[offsets[i]:offsets[i + 1]].long()] for b, i in rows]).softmax(-1)
+    entropy = -(picked * picked.log()).sum(-1).mean()
+    assert loss.item() == pytest.approx(2.0 * entropy.item(), rel=1e-4)  # one term: topic's own teacher is not "other"
+
+
+def test_the_other_texts_term_pulls_the_student_toward_its_teacher_there(teachers, tmp_path):
+    root = teachers
+    rel = os.path.relpath(root / "teachers", root)
+
+    def gap(weight: float) -> float:
+        cfg = _run_config(root, f"training.distill_teachers={{ner: {rel}/ner}}", f"training.distill_other_texts={weight}",
+                          "training.lr=0.003", epochs=2)
+        said: list[str] = []
+        out = train(cfg, tmp_path / f"w{weight}", progress=False, log=said.append).output_dir
+        rows = [r for r in (out / "training" / "curves.csv").read_text().splitlines() if r.startswith("distill-other,")]
+        if weight:
+            assert any("on the other tasks' texts too, weight" in m for m in said)
+            assert rows and all(float(r.split(",")[4]) >= 0 for r in rows)
+        else:
+            assert not rows
+        student, teacher = load(out), load(root / "teachers" / "ner")
+        sources, specs = build_sources(cfg)
+        texts = [e.text for s in sources if s.name == "topic" for e in s.splits["train"]]
+        enc = student.encoder.tokenizer(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
+        mask = enc["attention_mask"].bool()
+        with torch.no_grad():
+            p = student.heads["ner"](student.encoder(**enc)).log_softmax(-1)[mask]
+            q = teacher.heads["ner"](teacher.encoder(**enc)).log_softmax(-1)[mask]
+        return float((q.exp() * (q - p)).sum(-1).mean())  # KL(teacher || student) on texts with no NER labels
+
+    assert gap(5.0) < 0.5 * gap(0.0)
+
+
+def test_other_texts_without_teachers_is_refused(tmp_path):
+    cfg = _run_config(tmp_path, "training.distill_other_texts=1.0", epochs=1)
+    assert "training.distill_other_texts needs training.distill_teachers" in _error(cfg, tmp_path / "out")

@@ -199,6 +199,9 @@ class TrainingConfig:
     distill_lambda: float = opt(1.0, ge=0.0, le=1.0)  # the teacher's share of the target at the start
     distill_anneal: bool = True  # teacher annealing (BAM): that share falls linearly to 0 over the run
     distill_weight: float = opt(1.0, ge=0.0)  # similarity teachers: weight of the embedding MSE term
+    # Classification/token teachers also label the OTHER tasks' training texts (no gold there): the
+    # student's head follows the teacher's softmax on them with this constant weight; 0 = off.
+    distill_other_texts: float = opt(0.0, ge=0.0)
     anchor_weight: float = opt(0.0, ge=0.0)  # hold embeddings near the starting encoder's; 0 = off
     # Frozen encoder (freeze.encoder): each split is encoded once and the heads fit on the cached
     # features (docs/training.md, "Frozen encoder").

@@ -21,6 +21,15 @@ of each text, o the same text's vector from the encoder the run started from, co
 the first update. The term is added to the total after loss weighting (it is no task: weightings
 only know task names) and logged as curves.csv rows of type "anchor".
 
+Other tasks' texts. With `training.distill_other_texts` w > 0, a classification or token teacher
+also runs over every *other* training source's texts (both sides of a pair), where its task has no
+gold label, and the student's head learns w * cross-entropy against the teacher's softmax there,
+constant over the run (no gold to hand over to). A token teacher's targets sit at the first
+sub-token of each word, as the tokenizer splits words. This carries the teacher's behaviour on
+text it was not trained on (e.g. names in movie reviews and news headlines, for an NER teacher)
+into the shared encoder; the term is added after loss weighting, like the anchor, and logged
+(unweighted) as curves.csv rows of type "distill-other".
+
 Targets are a pure function of the config, the data and the teacher folders, computed in
 `build_run` before a checkpoint is restored: a resumed run recomputes the same ones from the same
 starting encoder (the configured encoder, or init_from's), never from the half-trained model.
@@ -82,9 +91,11 @@ def enabled(cfg: RunConfig) -> bool:
 
 def check_config(cfg: RunConfig) -> None:
     """Before any work: no frozen encoder, teachers only for known tasks, each a model folder."""
+    tr = cfg.training
+    if tr.distill_other_texts and not tr.distill_teachers:
+        raise PolyheadError("training.distill_other_texts needs training.distill_teachers: it is the teachers' term on the other tasks' texts")
     if not enabled(cfg):
         return
-    tr = cfg.training
     if cfg.freeze.encoder or cfg.freeze.all:
         raise PolyheadError(
             "training.distill_teachers and training.anchor_weight apply only when the encoder trains; "
@@ -155,7 +166,12 @@ class Distiller:
     pairs: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # source: teacher a, b [N, D]
     anchors: dict[str, tuple[torch.Tensor, ...]] = field(default_factory=dict)  # source: (texts,) or (a, b) [N, D]
     fingerprints: dict[str, str] = field(default_factory=dict)  # task: teacher folder hash
+    other_weight: float = 0.0  # training.distill_other_texts
+    # (source, task, side) -> teacher logits on texts without that task's labels: [N, C] for a
+    # classification teacher; (flat [P, C], word-start positions [P], offsets [N + 1]) for a token one.
+    others: dict[tuple[str, str, int], Any] = field(default_factory=dict)
     last_anchor: torch.Tensor | None = None  # the last batch's anchor distance (for curves.csv)
+    last_other: torch.Tensor | None = None  # the last batch's other-texts cross-entropy, when it had one
 
     @property
     def lam(self) -> float:
@@ -192,6 +208,34 @@ class Distiller:
         distance = (mean_sq_distance(a, ta) + mean_sq_distance(b, tb)) / 2
         return (1.0 - lam) * gold + lam * self.weight * distance
 
+    def other_texts_loss(self, batch: dict[str, Any], heads: Any, features: list[dict[str, torch.Tensor]]) -> torch.Tensor | None:
+        """other_weight * mean cross-entropy of the student's heads against teachers' softmax on this
+        batch's texts, for every teacher whose task labels none of them (None when there is none)."""
+        if not self.other_weight:
+            return None
+        index = batch["index"].cpu()
+        terms = []
+        for (source, task, side), cached in self.others.items():
+            if source != batch["source"]:
+                continue
+            out = heads[task](features[side])
+            if isinstance(cached, tuple):
+                flat, positions, offsets = cached
+                rows = [(b, offsets[i], offsets[i + 1]) for b, i in enumerate(index.tolist())]
+                row = torch.cat([torch.full((int(hi - lo),), b, dtype=torch.long) for b, lo, hi in rows])
+                col = torch.cat([positions[lo:hi] for _, lo, hi in rows]).long()
+                teacher = torch.cat([flat[lo:hi] for _, lo, hi in rows]).to(out.device)
+                student = out[row.to(out.device), col.to(out.device)]
+            else:
+                teacher, student = cached[index].to(out.device), out
+            if len(student):
+                terms.append(nn.functional.cross_entropy(student.float(), torch.softmax(teacher.float(), dim=-1)))
+        if not terms:
+            return None
+        term = torch.stack(terms).mean()
+        self.last_other = term.detach()
+        return self.other_weight * term
+
     def anchor_loss(self, batch: dict[str, Any], pooled: list[torch.Tensor]) -> torch.Tensor | None:
         """anchor_weight * mean squared distance of the batch's normalised pooled vectors to the starting ones."""
         if not self.anchor_weight:
@@ -219,7 +263,8 @@ def build_distiller(cfg: RunConfig, sources: list[Source], specs: dict[str, Task
     device = model.device
     precision = resolve_precision(tr.precision, device)
     tokenizer, max_length = model.encoder.tokenizer, cfg.encoder.max_length
-    distiller = Distiller(total_steps, tr.distill_lambda, tr.distill_anneal, tr.distill_weight, tr.anchor_weight)
+    distiller = Distiller(total_steps, tr.distill_lambda, tr.distill_anneal, tr.distill_weight, tr.anchor_weight,
+                          other_weight=tr.distill_other_texts)
     folders: dict[Path, list[str]] = {}
     for task, folder in tr.distill_teachers.items():
         folders.setdefault(cfg.resolve(folder), []).append(task)  # type: ignore[arg-type]
@@ -241,12 +286,18 @@ def build_distiller(cfg: RunConfig, sources: list[Source], specs: dict[str, Task
             if mine:
                 _teacher_targets(distiller, teacher, src, mine, specs, tokenizer, max_length, tr.eval_batch_size, precision)
                 texts += len(src.splits["train"]) * (2 if src.kind == "pair" else 1)
+            other = [t for t in folders[folder] if t not in src.tasks and specs[t].kind != "similarity"]
+            if other and tr.distill_other_texts:
+                _other_text_targets(distiller, teacher, src, other, specs, tokenizer, max_length, tr.eval_batch_size, precision)
+                texts += len(src.splits["train"]) * (2 if src.kind == "pair" else 1)
         del teachers[folder], teacher
     if tr.anchor_weight:
         for src in sources:
             distiller.anchors[src.name] = _anchor_targets(model, src, specs, tokenizer, max_length, tr.eval_batch_size, precision)
             texts += len(src.splits["train"]) * (2 if src.kind == "pair" else 1)
     schedule = f"lambda {tr.distill_lambda:g}{' -> 0' if tr.distill_anneal else ', constant'}"
+    if tr.distill_other_texts:
+        schedule += f"; on the other tasks' texts too, weight {tr.distill_other_texts:g}"
     parts = [f"teachers for {', '.join(tr.distill_teachers)} ({schedule})"] if tr.distill_teachers else []
     if tr.anchor_weight:
         parts.append(f"anchor weight {tr.anchor_weight:g}")
@@ -308,6 +359,63 @@ def _teacher_targets(distiller: Distiller, teacher: MultiTaskModel, src: Source,
     for t, per_example in rows.items():
         sizes = torch.tensor([0] + [len(r) for r in per_example])  # type: ignore[arg-type]
         distiller.tokens[(src.name, t)] = (torch.cat(per_example), torch.cumsum(sizes, 0))  # type: ignore[arg-type]
+
+
+def word_starts(tokenizer: Any, texts: list[str], limit: int) -> list[list[int]]:
+    """Each text's first sub-token position of every word (the tokenizer's own word split), after
+    truncation to `limit` tokens: where a token head is read on text that has no word labels."""
+    enc = tokenizer(texts, truncation=True, max_length=limit)
+    starts = []
+    for i in range(len(texts)):
+        seen: set[int] = set()
+        row = []
+        for pos, word in enumerate(enc.word_ids(i)):
+            if word is not None and word not in seen:
+                seen.add(word)
+                row.append(pos)
+        starts.append(row)
+    return starts
+
+
+@torch.inference_mode()
+def _other_text_targets(distiller: Distiller, teacher: MultiTaskModel, src: Source, tasks: list[str], specs: dict[str, TaskSpec],
+                        tokenizer: Any, max_length: int, batch_size: int, precision: str) -> None:
+    """Teacher logits for `tasks` on `src`'s training texts, which carry no labels for them."""
+    n = len(src.splits["train"])
+    device = teacher.device
+    keys = ("a", "b") if src.kind == "pair" else ("inputs",)
+    limit = src.max_length or max_length
+    tables: dict[tuple[str, int], Any] = {}
+    for t in tasks:
+        for side in range(len(keys)):
+            tables[(t, side)] = (torch.empty(n, specs[t].num_labels, dtype=torch.float32) if specs[t].kind == "classification"
+                                 else [None] * n)
+    with _eval_mode(teacher), autocast_context(precision, device):
+        for idx, chunk, batch in collated_batches(src, "train", specs, tokenizer, max_length, batch_size):
+            batch = to_device(batch, device)
+            for side, key in enumerate(keys):
+                feats = teacher.encoder(**batch[key])
+                starts = None
+                for t in tasks:
+                    out = teacher.heads[t](feats).float().cpu()
+                    table = tables[(t, side)]
+                    if isinstance(table, torch.Tensor):
+                        table[idx] = out
+                        continue
+                    if starts is None:
+                        texts = [e.pair[side] if src.kind == "pair" else e.text for e in chunk]
+                        starts = word_starts(tokenizer, texts, limit)
+                    for row, i in enumerate(idx):
+                        pos = torch.tensor(starts[row], dtype=torch.long)
+                        table[i] = (out[row][pos], pos)
+    for (t, side), table in tables.items():
+        if isinstance(table, torch.Tensor):
+            distiller.others[(src.name, t, side)] = table
+            continue
+        sizes = torch.tensor([0] + [len(p) for _, p in table])
+        flat = torch.cat([x for x, _ in table]) if n else torch.empty(0, specs[t].num_labels)
+        positions = torch.cat([p for _, p in table]).to(torch.int32) if n else torch.empty(0, dtype=torch.int32)
+        distiller.others[(src.name, t, side)] = (flat, positions, torch.cumsum(sizes, 0))
 
 
 @torch.inference_mode()

@@ -71,8 +71,13 @@ class Objective(nn.Module):
                     out = head(features[0])
                     losses[task] = distiller.text_loss(batch, task, head, out, labels) if distiller else head.loss(out, labels)
         total = self.weighting.combine(losses)
-        anchor = distiller.anchor_loss(batch, [f["pooled"] for f in features]) if distiller else None
-        return (total if anchor is None else total + anchor), losses
+        if distiller is None:
+            return total, losses
+        for extra in (distiller.anchor_loss(batch, [f["pooled"] for f in features]),
+                      distiller.other_texts_loss(batch, model.heads, features)):
+            if extra is not None:
+                total = total + extra
+        return total, losses
 
 
 @dataclass
@@ -365,6 +370,9 @@ def log_losses(run: Run, state: TrainState, epoch: int, losses: dict[str, torch.
     if run.distiller is not None and run.distiller.last_anchor is not None:  # the anchor's distance, unweighted
         state.history.append({"type": "anchor", "step": step, "epoch": epoch + 1, "task": "", "loss": run.distiller.last_anchor.item(),
                               "weight": run.distiller.anchor_weight, "lr": lr})
+    if run.distiller is not None and run.distiller.last_other is not None:  # the teachers' term on other texts, unweighted
+        state.history.append({"type": "distill-other", "step": step, "epoch": epoch + 1, "task": "", "loss": run.distiller.last_other.item(),
+                              "weight": run.distiller.other_weight, "lr": lr})
 
 
 def evaluate_and_keep_best(run: Run, state: TrainState, epoch: int) -> bool:
