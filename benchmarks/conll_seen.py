@@ -28,7 +28,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from paired import ROOT, metric, score  # noqa: E402  (also puts src/ on the path)
+from paired import ROOT, metric, parse_pairs, score  # noqa: E402  (also puts src/ on the path)
 
 from polyhead.bench.harness import machine_description  # noqa: E402
 from polyhead.modeling.model import load  # noqa: E402
@@ -79,13 +79,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     first, _, second = args.names.partition(",")
-    parsed = []
-    for spec in args.pair:
-        label, _, dirs = spec.partition("=")
-        a, _, b = dirs.partition(",")
-        if not b:
-            sys.exit(f"--pair {spec!r}: want LABEL=JOINT_DIR,SINGLE_DIR")
-        parsed.append((label, a, b))
+    parsed = parse_pairs(args.pair)
 
     cfg = load_config(args.config)
     cfg.tasks = [t for t in cfg.tasks if t.name == TASK]

@@ -64,6 +64,18 @@ def metric(task: str, sums: np.ndarray, n: int | np.ndarray) -> np.ndarray:
     return 2 * sums[..., 0] / np.maximum(sums[..., 1] + sums[..., 2], 1)
 
 
+def parse_pairs(specs: list[str]) -> list[tuple[str, str, str]]:
+    """--pair LABEL=A_DIR,B_DIR values as (label, a, b); a malformed one exits with a one-line message."""
+    parsed = []
+    for spec in specs:
+        label, _, dirs = spec.partition("=")
+        a, _, b = dirs.partition(",")
+        if not b:
+            sys.exit(f"--pair {spec!r}: want LABEL=JOINT_DIR,SINGLE_DIR")
+        parsed.append((label, a, b))
+    return parsed
+
+
 def mcnemar_p(b: int, c: int) -> float:
     """Exact two-sided McNemar p-value: b and c are the texts only one of the two models gets right."""
     n = b + c
@@ -100,13 +112,7 @@ def main() -> None:
         sys.exit(f"--names {args.names!r}: want A,B")
     cfg = load_config(args.config or ROOT / "configs" / "single" / f"{args.task}.yaml")
     cfg.tasks = [t for t in cfg.tasks if t.name == args.task]
-    parsed = []
-    for spec in args.pair:
-        label, _, dirs = spec.partition("=")
-        joint, _, single = dirs.partition(",")
-        if not single:
-            sys.exit(f"--pair {spec!r}: want LABEL=JOINT_DIR,SINGLE_DIR")
-        parsed.append((label, joint, single))
+    parsed = parse_pairs(args.pair)
     first_single = load(parsed[0][2], device="cpu")  # scored below too: loaded once
     if cfg.tasks and cfg.tasks[0].kind != "similarity":  # only the test split is read: the label set comes from a model
         cfg.tasks[0].labels = list(first_single.tasks[args.task].labels)
