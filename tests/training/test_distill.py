@@ -374,3 +374,9 @@ def test_the_other_texts_term_pulls_the_student_toward_its_teacher_there(teacher
 def test_other_texts_without_teachers_is_refused(tmp_path):
     cfg = _run_config(tmp_path, "training.distill_other_texts=1.0", epochs=1)
     assert "training.distill_other_texts needs training.distill_teachers" in _error(cfg, tmp_path / "out")
+
+
+def test_other_texts_with_only_a_similarity_teacher_is_refused(teachers, tmp_path):
+    rel = os.path.relpath(teachers / "teachers", teachers)
+    cfg = _run_config(teachers, f"training.distill_teachers={{sts: {rel}/sts}}", "training.distill_other_texts=1.0", epochs=1)
+    assert "applies to classification and token teachers" in _error(cfg, tmp_path / "out")

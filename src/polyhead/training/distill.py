@@ -108,6 +108,10 @@ def check_config(cfg: RunConfig) -> None:
         path = cfg.resolve(folder)
         if path is None or not (path / CONFIG_FILE).is_file():
             raise PolyheadError(f"training.distill_teachers.{task}: {path} is not a polyhead model folder (no {CONFIG_FILE})")
+    kinds = {t.name: t.kind for t in cfg.tasks}
+    if tr.distill_other_texts and all(kinds[t] == "similarity" for t in tr.distill_teachers):
+        raise PolyheadError("training.distill_other_texts applies to classification and token teachers; "
+                            f"this run's teachers ({', '.join(tr.distill_teachers)}) are all similarity tasks")
 
 
 def _short(values: list[str]) -> str:
