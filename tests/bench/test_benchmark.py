@@ -304,9 +304,14 @@ def test_benchmark_over_seeds_records_each_seed(configs: dict[str, Path], tmp_pa
 
 def test_benchmark_distill_teaches_the_joint_run_with_the_same_seeds_single_models(configs: dict[str, Path], tmp_path: Path) -> None:
     doc = bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "out", None, quick=True,
-                           runs=["joint", "single"], seeds=[0], jobs=2, distill=["conll2003", "stsb"], log=lambda m: None)
+                           runs=["joint", "single"], seeds=[0], jobs=2, distill=["conll2003", "stsb"],
+                           overrides=["training.distill_other_texts=2"], log=lambda m: None)
     assert {r["run"] for r in doc["records"]} == {"joint", "single"}
     saved = yaml.safe_load((tmp_path / "out" / "joint-s0" / "training" / "config.yaml").read_text())
+    # --set reaches every run, but the teachers' term on other texts is the joint run's (singles have no teacher)
+    assert saved["training"]["distill_other_texts"] == 2
+    single = yaml.safe_load((tmp_path / "out" / "single-trec-s0" / "training" / "config.yaml").read_text())
+    assert single["training"]["distill_other_texts"] == 0
     # only the named tasks get a teacher; every single-task model is still trained (the reference rows)
     assert saved["training"]["distill_teachers"] == {t: str((tmp_path / "out" / f"single-{t}-s0").resolve()) for t in ("conll2003", "stsb")}
     assert {r["task"] for r in doc["records"] if r["run"] == "single"} == set(bm.TASKS)

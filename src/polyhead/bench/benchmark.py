@@ -107,6 +107,7 @@ def run_benchmark(
     if "untrained" in runs and "stsb" in tasks:
         # Nothing learns: the similarity head has no parameters, so this is the encoder's own cosine.
         cfg = load_run_config(single_dir / "stsb.yaml", [*overrides, "freeze.all=true"], subset, work)
+        cfg.training.distill_other_texts = 0.0
         plan.append(Job("untrained", None, "untrained-stsb", cfg, "stsb"))
     for seed in list(seeds) if seeds else [None]:
         extra = [f"training.seed={seed}"] if seed is not None else []
@@ -115,10 +116,12 @@ def run_benchmark(
                 if task == "stsb":
                     continue  # identical to "untrained": there is no head parameter to train
                 cfg = load_run_config(single_dir / f"{task}.yaml", [*overrides, *extra, "freeze.encoder=true"], subset, work)
+                cfg.training.distill_other_texts = 0.0  # a teachers' term: only the joint run has teachers
                 plan.append(Job("frozen-encoder", seed, run_folder("frozen", seed, task), cfg, task))
         if "single" in runs:
             for task in keep:
                 cfg = load_run_config(single_dir / f"{task}.yaml", [*overrides, *extra], subset, work)
+                cfg.training.distill_other_texts = 0.0
                 plan.append(Job("single", seed, run_folder("single", seed, task), cfg, task))
         if "joint" in runs:
             cfg = load_run_config(Path(config), [*overrides, *extra], subset, work)
