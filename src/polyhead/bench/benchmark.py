@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import PolyheadError
+from ..training.config import RunConfig
 from .harness import (  # noqa: F401  (re-exported: the names this module had before the split)
     MARKER,
     Job,
@@ -104,10 +105,17 @@ def run_benchmark(
 
     keep = list(tasks)
     plan: list[Job] = []
+
+    def single_task_config(task: str, extra: list[str]) -> RunConfig:
+        """A single-task run's config with the overrides; the teachers' term on other texts is the
+        joint run's (a single-task run has no teacher), so --set does not carry it here."""
+        cfg = load_run_config(single_dir / f"{task}.yaml", [*overrides, *extra], subset, work)
+        cfg.training.distill_other_texts = 0.0
+        return cfg
+
     if "untrained" in runs and "stsb" in tasks:
         # Nothing learns: the similarity head has no parameters, so this is the encoder's own cosine.
-        cfg = load_run_config(single_dir / "stsb.yaml", [*overrides, "freeze.all=true"], subset, work)
-        cfg.training.distill_other_texts = 0.0
+        cfg = single_task_config("stsb", ["freeze.all=true"])
         plan.append(Job("untrained", None, "untrained-stsb", cfg, "stsb"))
     for seed in list(seeds) if seeds else [None]:
         extra = [f"training.seed={seed}"] if seed is not None else []
@@ -115,13 +123,11 @@ def run_benchmark(
             for task in keep:
                 if task == "stsb":
                     continue  # identical to "untrained": there is no head parameter to train
-                cfg = load_run_config(single_dir / f"{task}.yaml", [*overrides, *extra, "freeze.encoder=true"], subset, work)
-                cfg.training.distill_other_texts = 0.0  # a teachers' term: only the joint run has teachers
+                cfg = single_task_config(task, [*extra, "freeze.encoder=true"])
                 plan.append(Job("frozen-encoder", seed, run_folder("frozen", seed, task), cfg, task))
         if "single" in runs:
             for task in keep:
-                cfg = load_run_config(single_dir / f"{task}.yaml", [*overrides, *extra], subset, work)
-                cfg.training.distill_other_texts = 0.0
+                cfg = single_task_config(task, extra)
                 plan.append(Job("single", seed, run_folder("single", seed, task), cfg, task))
         if "joint" in runs:
             cfg = load_run_config(Path(config), [*overrides, *extra], subset, work)
