@@ -341,6 +341,12 @@ def test_teachers_label_the_other_tasks_texts_at_word_starts(tmp_path):
     picked = torch.cat([logits[b, positions[offsets[i]:offsets[i + 1]].long()] for b, i in rows]).softmax(-1)
     entropy = -(picked * picked.log()).sum(-1).mean()
     assert loss.item() == pytest.approx(2.0 * entropy.item(), rel=1e-4)  # one term: topic's own teacher is not "other"
+    assert distiller.last_other is not None
+    # A batch whose source no teacher labels as "other" has no term, and logs none (not the last batch's).
+    lone = dict(batch, source="nowhere")
+    with torch.no_grad():
+        assert distiller.other_texts_loss(lone, model.heads, feats) is None
+    assert distiller.last_other is None
 
 
 def test_the_other_texts_term_pulls_the_student_toward_its_teacher_there(teachers, tmp_path):

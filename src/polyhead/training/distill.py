@@ -217,6 +217,7 @@ class Distiller:
         batch's texts, for every teacher whose task labels none of them (None when there is none)."""
         if not self.other_weight:
             return None
+        self.last_other = None  # a batch without the term must not log the previous batch's value
         index = batch["index"].cpu()
         terms = []
         for (source, task, side), cached in self.others.items():
