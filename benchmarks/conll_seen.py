@@ -20,7 +20,6 @@ polyhead's own metric.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from paired import ROOT, metric, parse_pairs, score  # noqa: E402  (also puts src/ on the path)
+from paired import ROOT, metric, parse_pairs, run_script, score, write_report  # noqa: E402  (also puts src/ on the path)
 
 from polyhead.bench.harness import machine_description  # noqa: E402
 from polyhead.modeling.model import load  # noqa: E402
@@ -136,8 +135,6 @@ def main() -> None:
         doc["splits"][split] = {"sentences": n, "gold_mentions": counts,
                                 "unseen_share": round(counts["unseen"] / max(counts["all"], 1), 4), "pairs": pairs, "mean_over_pairs": mean}
 
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     lines = [f"CoNLL-2003 entity F1 by mention ({first} − {second}, points; seen = the mention's words are a gold "
              f"entity in the training file; {doc['train_mentions']:,} distinct training mentions)", "",
              "| split | group | gold mentions | " + " | ".join(p["label"] for p in doc["splits"]["test"]["pairs"])
@@ -150,14 +147,8 @@ def main() -> None:
             lines.append(f"| {split} | {g} | {d['gold_mentions'][g]:,} | " + " | ".join(cells)
                          + f" | {m['difference_points']:+.2f} ({m['ci95_points'][0]:+.2f} to {m['ci95_points'][1]:+.2f}) |")
     lines += ["", f"(each pair's cell: {second} F1 → {first} − {second} in points)"]
-    Path(args.out).with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    write_report(args.out, doc, lines)
 
 
 if __name__ == "__main__":
-    from polyhead.errors import PolyheadError
-
-    try:
-        main()
-    except PolyheadError as exc:
-        sys.exit(f"conll_seen.py: {exc}")
+    run_script(main, "conll_seen.py")

@@ -14,16 +14,16 @@ model and never reads test.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from paired import run_script, write_report  # noqa: E402
 
 from polyhead.bench.harness import machine_description  # noqa: E402
-from polyhead.errors import PolyheadError  # noqa: E402
 from polyhead.modeling.model import load  # noqa: E402
 from polyhead.training.config import load_config  # noqa: E402
 from polyhead.training.data import build_sources  # noqa: E402
@@ -59,20 +59,14 @@ def main() -> None:
         rows.append({"alpha": a, "dev": scores, "seconds": round(time.time() - t0, 1)})
         print(f"alpha {a:g}: " + ", ".join(f"{t} {s:.4f}" for t, s in scores.items()), file=sys.stderr, flush=True)
     doc = {"machine": machine_description(), "argv": sys.argv, "joint": args.joint, "single": args.single, "rows": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     base = rows[0]["dev"] if rows[0]["alpha"] == 0 else None
     lines = [f"Dev scores with the encoder (1 - a) * joint + a * single (joint heads); {args.joint} / {args.single}", "",
              "| a | " + " | ".join(rows[0]["dev"]) + " |", "|---|" + "---|" * len(rows[0]["dev"])]
     for r in rows:
         cells = [f"{v:.4f}" + (f" ({100 * (v - base[t]):+.2f})" if base and r is not rows[0] else "") for t, v in r["dev"].items()]
         lines.append(f"| {r['alpha']:g} | " + " | ".join(cells) + " |")
-    Path(args.out).with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    write_report(args.out, doc, lines)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except PolyheadError as exc:
-        sys.exit(f"interpolate.py: {exc}")
+    run_script(main, "interpolate.py")

@@ -94,6 +94,27 @@ def score(folder: Path, model, sources: list, task: str, split: str = "test") ->
     return gold[task], pred[task], official
 
 
+def write_report(out: str | Path, doc: dict, lines: list[str] | None = None) -> None:
+    """Write doc as JSON to out; given a table's lines, also write them as Markdown next to it and print them."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    if lines is not None:
+        out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print("\n".join(lines))
+
+
+def run_script(main, name: str) -> None:
+    """Run a script's main(); a polyhead error (a missing model folder, an unreadable data file) exits
+    with one line naming the script, not a traceback."""
+    from polyhead.errors import PolyheadError
+
+    try:
+        main()
+    except PolyheadError as exc:
+        sys.exit(f"{name}: {exc}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--task", required=True, choices=sorted(METRIC))
@@ -164,15 +185,9 @@ def main() -> None:
         "test_examples": n, "resamples": args.resamples, "target_points": args.target,
         "pairs": out_pairs, "mean_over_pairs": summary(mean_obs, diffs_arr.mean(0)),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    write_report(args.out, doc)
     print(json.dumps({k: doc[k] for k in ("pairs", "mean_over_pairs")}, indent=2))
 
 
 if __name__ == "__main__":
-    from polyhead.errors import PolyheadError
-
-    try:
-        main()
-    except PolyheadError as exc:  # a missing model folder, an unreadable data file: one line, no traceback
-        sys.exit(f"paired.py: {exc}")
+    run_script(main, "paired.py")
