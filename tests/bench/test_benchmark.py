@@ -322,6 +322,54 @@ def test_benchmark_distill_teaches_the_joint_run_with_the_same_seeds_single_mode
                          runs=["joint", "single"], distill=["stsb"])
 
 
+@pytest.fixture()
+def single_teacher_config(configs: dict[str, Path], tmp_path: Path) -> Path:
+    """The joint config naming its CoNLL teacher as {single}: the benchmark's own single-task model."""
+    doc = yaml.safe_load(configs["joint"].read_text())
+    doc["training"].update(distill_teachers={"conll2003": "{single}"}, distill_other_texts=2.0)
+    path = tmp_path / "joint-single-teacher.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_a_single_teacher_in_the_joint_config_is_the_benchmarks_single_task_model(configs, single_teacher_config, tmp_path) -> None:
+    said: list[str] = []
+    bm.run_benchmark(single_teacher_config, configs["single"], tmp_path / "out", None, quick=True, tasks=["trec", "conll2003"],
+                     runs=["joint", "single"], seeds=[0], log=said.append)
+    saved = yaml.safe_load((tmp_path / "out" / "joint-s0" / "training" / "config.yaml").read_text())
+    assert saved["training"]["distill_teachers"] == {"conll2003": str((tmp_path / "out" / "single-conll2003-s0").resolve())}
+    assert saved["training"]["distill_other_texts"] == 2
+    assert any("[joint-s0] distillation: teachers for conll2003" in m for m in said)
+    # Without the single runs there is no teacher to train: one error that says what to do instead.
+    with pytest.raises(bm.PolyheadError, match=r"add single to --runs .*training.distill_teachers.conll2003=PATH"):
+        bm.run_benchmark(single_teacher_config, configs["single"], tmp_path / "x", None, quick=True, runs=["joint"])
+    # A benchmark without the teacher's task trains without it (and without the term that needs it).
+    said.clear()
+    bm.run_benchmark(single_teacher_config, configs["single"], tmp_path / "y", None, quick=True, tasks=["trec"], runs=["joint"],
+                     log=said.append)
+    saved = yaml.safe_load((tmp_path / "y" / "joint" / "training" / "config.yaml").read_text())
+    assert saved["training"]["distill_teachers"] == {} and saved["training"]["distill_other_texts"] == 0
+    assert any("no teacher for conll2003 (not in --tasks)" in m for m in said)
+
+
+def test_training_a_config_with_a_single_teacher_directly_says_how(single_teacher_config, tmp_path) -> None:
+    from polyhead.training.config import load_config
+    from polyhead.training.loop import train
+
+    with pytest.raises(bm.PolyheadError, match=r"only polyhead benchmark fills in.*training.distill_teachers.conll2003=PATH"):
+        train(load_config(single_teacher_config), tmp_path / "out", progress=False)
+    assert not (tmp_path / "out" / "encoder").exists()
+
+
+def test_the_study_leaves_the_configs_single_teachers_out_of_its_scenarios(single_teacher_config, tmp_path) -> None:
+    said: list[str] = []
+    doc = st.run_study(single_teacher_config, tmp_path / "study", None, subset=bm.QUICK, scenarios=["full"], log=said.append)
+    assert {r["run"] for r in doc["records"]} == {"full"}  # no single-task teachers were trained
+    saved = yaml.safe_load((tmp_path / "study" / "full" / "training" / "config.yaml").read_text())
+    assert saved["training"]["distill_teachers"] == {} and saved["training"]["distill_other_texts"] == 0
+    assert any("left out of every scenario but distill" in m for m in said)
+
+
 def test_benchmark_distill_flag_names_all_selected_tasks_or_some() -> None:
     from polyhead.cli.options import build_parser
 

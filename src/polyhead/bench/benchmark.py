@@ -22,6 +22,7 @@ from .harness import (  # noqa: F401  (re-exported: the names this module had be
     Job,
     OutputDir,
     carry_over,
+    drop_teachers,
     load_run_config,
     machine_description,
     now_iso,
@@ -29,6 +30,7 @@ from .harness import (  # noqa: F401  (re-exported: the names this module had be
     record_run,
     run_folder,
     run_jobs,
+    single_teachers,
     start_run,
 )
 from .results import (  # noqa: F401  (re-exported: the names this module had before the split)
@@ -134,12 +136,21 @@ def run_benchmark(
             cfg.tasks = [t for t in cfg.tasks if t.name in keep]
             if not cfg.tasks:
                 raise PolyheadError("no task of the joint config is selected")
-            needs: tuple[str, ...] = ()
-            if distill:
-                teachers = {t.name: run_folder("single", seed, t.name) for t in cfg.tasks if t.name in distill}
-                cfg.training.distill_teachers = {t: str((out.root / f).resolve()) for t, f in teachers.items()}
-                needs = tuple(teachers.values())
-            plan.append(Job("joint", seed, run_folder("joint", seed), cfg, needs=needs))
+            # Teachers from this benchmark's single-task models: --distill's, and the config's {single} ones.
+            wanted = set(distill) | set(single_teachers(cfg))
+            drop_teachers(cfg, [t for t in single_teachers(cfg) if t not in keep], say if seed == (seeds or [None])[0] else None,
+                          "not in --tasks")
+            wanted &= set(keep)
+            if wanted and "single" not in runs:
+                t = sorted(wanted)[0]
+                raise PolyheadError(
+                    f"the joint run learns from the single-task {', '.join(sorted(wanted))} model(s) of this benchmark "
+                    f"(training.distill_teachers.{t}: {{single}} in {config}); add single to --runs (--runs joint,single), "
+                    f"give a trained model folder (--set training.distill_teachers.{t}=PATH), or train without teachers "
+                    "(--set 'training.distill_teachers={}' --set training.distill_other_texts=0)")
+            teachers = {t.name: run_folder("single", seed, t.name) for t in cfg.tasks if t.name in wanted}
+            cfg.training.distill_teachers.update({t: str((out.root / f).resolve()) for t, f in teachers.items()})
+            plan.append(Job("joint", seed, run_folder("joint", seed), cfg, needs=tuple(teachers.values())))
     kept: set[str] = set()
     if resume:
         plan, kept = carry_over(plan, out, "benchmark.json", doc, say)

@@ -192,6 +192,25 @@ def load_run_config(path: Path, overrides: list[str], subset: Subset | None, wor
     return cfg
 
 
+def single_teachers(cfg: RunConfig) -> list[str]:
+    """The tasks whose teacher the config leaves to the benchmark ({single}: its single-task model)."""
+    from ..training.distill import SINGLE_TEACHER
+
+    return [t for t, folder in cfg.training.distill_teachers.items() if folder == SINGLE_TEACHER]
+
+
+def drop_teachers(cfg: RunConfig, tasks: Collection[str], say: Callable[[str], None] | None = None, why: str = "") -> None:
+    """Remove these tasks' teachers; with no teacher left, the teachers' term on other texts goes too
+    (it needs them: training.distill_other_texts)."""
+    gone = [t for t in tasks if t in cfg.training.distill_teachers]
+    for t in gone:
+        del cfg.training.distill_teachers[t]
+    if gone and not cfg.training.distill_teachers and cfg.training.distill_other_texts:
+        cfg.training.distill_other_texts = 0.0
+    if gone and say is not None:
+        say(f"no teacher for {', '.join(gone)} ({why}): trained without it" + ("" if cfg.training.distill_teachers else ", and without distill_other_texts"))
+
+
 
 @dataclasses.dataclass
 class Job:

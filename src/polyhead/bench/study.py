@@ -15,7 +15,20 @@ from typing import Any, Callable, Sequence
 
 from ..errors import PolyheadError
 from ..training.config import RunConfig
-from .harness import Job, OutputDir, carry_over, cpu_only, load_run_config, record_run, run_folder, run_jobs, start_run, train_job
+from .harness import (
+    Job,
+    OutputDir,
+    carry_over,
+    cpu_only,
+    drop_teachers,
+    load_run_config,
+    record_run,
+    run_folder,
+    run_jobs,
+    single_teachers,
+    start_run,
+    train_job,
+)
 from .results import DEFAULT_STUDY_SCENARIOS, SCENARIOS, TASKS, ResultsWriter, study_markdown
 from .subset import QUICK, STUDY, Subset
 
@@ -127,6 +140,16 @@ def run_study(
     def seeded(extra: list[str], seed: int | None) -> list[str]:
         return base + extra + ([f"training.seed={seed}"] if seed is not None else [])
 
+    def joint(extra: list[str], seed: int | None) -> RunConfig:
+        """The joint config for a scenario: without the teachers it leaves to the benchmark ({single}),
+        which the study trains only for distill and +distill recipes."""
+        return _without_single_teachers(load_run_config(config, seeded(extra, seed), subset, work))
+
+    left_out = single_teachers(load_run_config(config, list(base), None, work))
+    if left_out:
+        say(f"the joint config's teachers ({', '.join(left_out)}: {{single}}) are left out of every scenario but "
+            f"distill and {DISTILL} recipes, which learn from the study's single-task models of every task")
+
     plan: list[Job] = []
     for seed in list(seeds) if seeds else [None]:
         for scenario in ordered:
@@ -135,9 +158,9 @@ def run_study(
                     cfg = load_run_config(single_dir / f"{task}.yaml", seeded([], seed), subset, work)
                     plan.append(Job(scenario, seed, run_folder(scenario, seed, task), cfg, task))
             elif scenario in static:
-                plan.append(Job(scenario, seed, run_folder(scenario, seed), load_run_config(config, seeded(static[scenario], seed), subset, work)))
+                plan.append(Job(scenario, seed, run_folder(scenario, seed), joint(static[scenario], seed)))
             elif scenario == "gradual-unfreezing":
-                cfg = load_run_config(config, seeded([], seed), subset, work)
+                cfg = joint([], seed)
                 cfg.freeze.gradual_unfreezing = _gradual_every(cfg)
                 cfg.freeze.gradual_unit = "step"
                 plan.append(Job(scenario, seed, run_folder(scenario, seed), cfg))
@@ -169,6 +192,11 @@ def run_study(
     return doc
 
 
+def _without_single_teachers(cfg: RunConfig) -> RunConfig:
+    drop_teachers(cfg, single_teachers(cfg))
+    return cfg
+
+
 def _head_frozen(config: Path, base: list[str], subset: Subset, work: Path, out: OutputDir, say: Callable[[str], None],
                  start: str = "full", name: str = "head-frozen") -> dict[str, Any]:
     """Continue the full fine-tune on every task but one, whose head stays as it was; re-score all.
@@ -181,7 +209,7 @@ def _head_frozen(config: Path, base: list[str], subset: Subset, work: Path, out:
     from ..training.evaluation import evaluate
 
     start_dir = out.root / start
-    cfg = load_run_config(config, base + [f"training.init_from={start_dir}"], subset, work)
+    cfg = _without_single_teachers(load_run_config(config, base + [f"training.init_from={start_dir}"], subset, work))
     frozen = [t for t in cfg.tasks if t.name == FROZEN_HEAD_TASK]
     cfg.tasks = [t for t in cfg.tasks if t.name != FROZEN_HEAD_TASK]
     result = train_job(cfg, str(out.root / name), name, 0, cpu_only(), sys.stderr.isatty(), say)

@@ -84,6 +84,10 @@ def mean_sq_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 # -- checks -------------------------------------------------------------------------------------
+# A teacher folder that `polyhead benchmark` fills in: its single-task model of the task, same seed.
+SINGLE_TEACHER = "{single}"
+
+
 def enabled(cfg: RunConfig) -> bool:
     """Whether the run distils from teachers or anchors the encoder."""
     return bool(cfg.training.distill_teachers) or cfg.training.anchor_weight > 0
@@ -105,6 +109,12 @@ def check_config(cfg: RunConfig) -> None:
     for task, folder in tr.distill_teachers.items():
         if task not in names:
             raise PolyheadError(f"training.distill_teachers names unknown task {task!r}; tasks are {', '.join(names)}")
+        if folder == SINGLE_TEACHER:
+            raise PolyheadError(
+                f"training.distill_teachers.{task} is {SINGLE_TEACHER}, which only polyhead benchmark fills in (with its "
+                f"single-task {task} model of the same seed); to train this config directly give a trained model folder "
+                f"(--set training.distill_teachers.{task}=PATH) or train without teachers "
+                "(--set 'training.distill_teachers={}' --set training.distill_other_texts=0)")
         path = cfg.resolve(folder)
         if path is None or not (path / CONFIG_FILE).is_file():
             raise PolyheadError(f"training.distill_teachers.{task}: {path} is not a polyhead model folder (no {CONFIG_FILE})")
