@@ -361,13 +361,20 @@ def test_training_a_config_with_a_single_teacher_directly_says_how(single_teache
     assert not (tmp_path / "out" / "encoder").exists()
 
 
-def test_the_study_leaves_the_configs_single_teachers_out_of_its_scenarios(single_teacher_config, tmp_path) -> None:
+def test_the_study_leaves_the_configs_single_teachers_out_of_its_scenarios(configs, single_teacher_config, tmp_path) -> None:
     said: list[str] = []
     doc = st.run_study(single_teacher_config, tmp_path / "study", None, subset=bm.QUICK, scenarios=["full"], log=said.append)
     assert {r["run"] for r in doc["records"]} == {"full"}  # no single-task teachers were trained
     saved = yaml.safe_load((tmp_path / "study" / "full" / "training" / "config.yaml").read_text())
     assert saved["training"]["distill_teachers"] == {} and saved["training"]["distill_other_texts"] == 0
     assert any("left out of every scenario but distill" in m for m in said)
+    # distill adds every task's teacher to that base; a +distill recipe may ask for the other-texts term.
+    st.run_study(single_teacher_config, tmp_path / "study2", None, subset=bm.QUICK, scenarios=["distill", "other"],
+                 recipes={"other": ["training.distill_other_texts=3", st.DISTILL]}, single_dir=configs["single"], log=lambda m: None)
+    for name, weight in (("distill", 0), ("other", 3)):
+        saved = yaml.safe_load((tmp_path / "study2" / name / "training" / "config.yaml").read_text())
+        assert set(saved["training"]["distill_teachers"]) == set(bm.TASKS)
+        assert saved["training"]["distill_other_texts"] == weight
 
 
 def test_benchmark_distill_flag_names_all_selected_tasks_or_some() -> None:

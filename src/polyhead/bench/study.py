@@ -170,6 +170,12 @@ def run_study(
                 extra = [o for o in (recipes.get(scenario) or []) if o != DISTILL]
                 teachers = {t: str((out.root / run_folder("single-task", seed, t)).resolve()) for t in TASKS}
                 cfg = load_run_config(config, seeded(extra, seed), subset, work)
+                # On the study's base (no {single} teachers, so none of their term on other texts),
+                # unless the recipe sets that term itself.
+                asked = cfg.training.distill_other_texts if any(o.startswith("training.distill_other_texts=") for o in extra) else None
+                _without_single_teachers(cfg)
+                if asked is not None:
+                    cfg.training.distill_other_texts = asked
                 cfg.training.distill_teachers = {t: p for t, p in teachers.items() if any(x.name == t for x in cfg.tasks)}
                 plan.append(Job(scenario, seed, run_folder(scenario, seed), cfg,
                                  needs=tuple(run_folder("single-task", seed, t) for t in cfg.training.distill_teachers)))
