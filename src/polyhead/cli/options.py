@@ -389,7 +389,8 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--distill", nargs="?", const="all", default=None, metavar="TASKS",
                    help="the joint run learns from this invocation's single-task models of the same seed (teachers, "
                    "training.distill_teachers): of every task, or of the comma-separated TASKS (e.g. --distill "
-                   "conll2003); needs --runs with joint and single")
+                   "conll2003); needs --runs with joint and single. A joint config can ask for the same itself: "
+                   "training.distill_teachers.TASK: \"{single}\" (configs/benchmark.yaml does, for conll2003)")
     p.add_argument("--recipe", action="append", default=[], metavar="NAME=KEY=VALUE[;KEY=VALUE...]",
                    help="with --study: a named joint variant trained like a scenario (';' separates overrides; "
                    "'+distill' makes the same seed's single-task models its teachers); repeatable")
