@@ -106,6 +106,7 @@ def page(server):
 def test_page_shows_heads_entities_heatmap_and_model_card(server, page):
     page.goto(server + "/")
     page.wait_for_selector("table.tasks")  # the model card loaded from /info
+    page.wait_for_selector("#training-card h2")  # then, by a second request, the training results
     card = page.inner_text("#card-body")
     for expected in ("topic", "ner", "sts", "sports, tech", "mean", "Evaluation"):
         assert expected in card, expected
