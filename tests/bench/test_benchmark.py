@@ -326,7 +326,7 @@ def test_benchmark_distill_teaches_the_joint_run_with_the_same_seeds_single_mode
 def single_teacher_config(configs: dict[str, Path], tmp_path: Path) -> Path:
     """The joint config naming its CoNLL teacher as {single}: the benchmark's own single-task model."""
     doc = yaml.safe_load(configs["joint"].read_text())
-    doc["training"].update(distill_teachers={"conll2003": "{single}"}, distill_other_texts=2.0)
+    doc["training"].update(distill_teachers={"conll2003": "{single}"}, distill_other_texts=2.0, anchor_weight=1.0)  # as configs/
     path = tmp_path / "joint-single-teacher.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -363,8 +363,11 @@ def test_training_a_config_with_a_single_teacher_directly_says_how(single_teache
 
 def test_the_study_leaves_the_configs_single_teachers_out_of_its_scenarios(configs, single_teacher_config, tmp_path) -> None:
     said: list[str] = []
-    doc = st.run_study(single_teacher_config, tmp_path / "study", None, subset=bm.QUICK, scenarios=["full"], log=said.append)
-    assert {r["run"] for r in doc["records"]} == {"full"}  # no single-task teachers were trained
+    doc = st.run_study(single_teacher_config, tmp_path / "study", None, subset=bm.QUICK, scenarios=["full", "frozen-all"],
+                       log=said.append)
+    assert {r["run"] for r in doc["records"]} == {"full", "frozen-all"}  # no single-task teachers were trained
+    # A frozen scenario of a config with the anchor trains without it (nothing to anchor), not a config error.
+    assert yaml.safe_load((tmp_path / "study" / "frozen-all" / "training" / "config.yaml").read_text())["training"]["anchor_weight"] == 0
     saved = yaml.safe_load((tmp_path / "study" / "full" / "training" / "config.yaml").read_text())
     assert saved["training"]["distill_teachers"] == {} and saved["training"]["distill_other_texts"] == 0
     assert any("left out of every scenario but distill" in m for m in said)

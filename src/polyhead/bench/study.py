@@ -124,8 +124,9 @@ def run_study(
     results = ResultsWriter(out.root / "study.json", None if results_dir is None else Path(results_dir) / f"{name}.json", study_markdown)
     base = list(overrides)
     static = {
-        "frozen-all": ["freeze.all=true"],
-        "frozen-backbone": ["freeze.encoder=true"],
+        # A frozen encoder has nothing to anchor (the recipe's anchor_weight is a config error there).
+        "frozen-all": ["freeze.all=true", "training.anchor_weight=0"],
+        "frozen-backbone": ["freeze.encoder=true", "training.anchor_weight=0"],
         "full": [],
         "layer-decay": ["training.layer_decay=0.8"],
         "uncertainty-weighting": ["training.weighting=uncertainty"],
