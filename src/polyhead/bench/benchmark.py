@@ -119,7 +119,8 @@ def run_benchmark(
         # Nothing learns: the similarity head has no parameters, so this is the encoder's own cosine.
         cfg = single_task_config("stsb", ["freeze.all=true"])
         plan.append(Job("untrained", None, "untrained-stsb", cfg, "stsb"))
-    for seed in list(seeds) if seeds else [None]:
+    every_seed = list(seeds) if seeds else [None]
+    for seed in every_seed:
         extra = [f"training.seed={seed}"] if seed is not None else []
         if "frozen-encoder" in runs:
             for task in keep:
@@ -137,10 +138,9 @@ def run_benchmark(
             if not cfg.tasks:
                 raise PolyheadError("no task of the joint config is selected")
             # Teachers from this benchmark's single-task models: --distill's, and the config's {single} ones.
-            wanted = set(distill) | set(single_teachers(cfg))
-            drop_teachers(cfg, [t for t in single_teachers(cfg) if t not in keep], say if seed == (seeds or [None])[0] else None,
-                          "not in --tasks")
-            wanted &= set(keep)
+            from_config = single_teachers(cfg)
+            drop_teachers(cfg, [t for t in from_config if t not in keep], say if seed == every_seed[0] else None, "not in --tasks")
+            wanted = (set(distill) | set(from_config)) & set(keep)
             if wanted and "single" not in runs:
                 t = sorted(wanted)[0]
                 raise PolyheadError(
