@@ -97,6 +97,14 @@ def test_demo_output_reads_right(tmp_path: Path) -> None:
                        r"ner entity f1 ([\d.]+)", stdout)
     assert scores, stdout
     assert all(0.0 < float(s) <= 1.0 for s in scores.groups())
+    # The example config trains the encoder with the default anchor, and the demo says how far the
+    # served embedding moved (from training/metrics.json, where every run records it).
+    from polyhead.training.config import DEFAULT_ANCHOR_WEIGHT
+
+    moved = json.loads((out / "training" / "metrics.json").read_text())["retention"]
+    assert moved["anchor_weight"] == DEFAULT_ANCHOR_WEIGHT and moved["texts"] > 100
+    shown = re.search(r"its sentence embedding against all-MiniLM-L6-v2's: cosine ([\d.]+), rank agreement ([\d.]+)", stdout)
+    assert shown and float(shown.group(2)) == pytest.approx(moved["rank_agreement"], abs=6e-4), stdout
     assert f"model folder: {out}" in stdout
     assert f"polyhead serve {out}, then http://127.0.0.1:8000/" in stdout
     for text in PREDICT_TEXTS:

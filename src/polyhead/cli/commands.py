@@ -270,7 +270,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """Describe a saved model: encoder choices, tasks, labels, sizes, its card (--card: the card's text)."""
-    from ..modeling.card import card_path, render_card
+    from ..modeling.card import card_path, read_folder, render_card, retention_line
     from ..modeling.model import load
 
     if getattr(args, "card", False):
@@ -284,13 +284,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     model = load(args.model_dir, device="cpu")
     info = model.info()
     card = card_path(args.model_dir)
+    retention = (read_folder(args.model_dir)["metrics"] or {}).get("retention") or None  # after polyhead train
     if args.json:
-        print(json.dumps({**info, "model_card": None if card is None else str(card)}, indent=2))
+        print(json.dumps({**info, "embedding_retention": retention, "model_card": None if card is None else str(card)}, indent=2))
         return 0
     e = info["encoder"]
     print(f"model folder : {args.model_dir}")
     print(f"encoder      : {e['name_or_path']}")
     print(f"embedding    : {e['dim']}-d, pooling={e['pooling']}, normalize={e['normalize']}, max_length={e['max_length']}")
+    if isinstance(retention, dict):
+        print(f"retention    : {retention_line(retention)} (the embedding against the base encoder's, after training)")
     print(f"parameters   : {info['parameters']:,} (encoder {e['parameters']:,})")
     print(f"tasks        : {len(info['tasks'])}")
     for t in info["tasks"]:
@@ -384,10 +387,41 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for task, values in metrics.items():
         for name, value in values.items():
             print(f"{task:<16} {name:<14} {value:.4f}" if name != "n" else f"{task:<16} {name:<14} {int(value)}")
+    moved = evaluate_retention(args, cfg, model, sources, metrics)
     if out is not None:
-        write_output(out, [json.dumps({"split": args.split, "metrics": metrics}, indent=2)])
+        doc = {"split": args.split, "metrics": metrics, **({"embedding_retention": moved} if moved else {})}
+        write_output(out, [json.dumps(doc, indent=2)])
         say(f"wrote {out}")
     return 0
+
+
+def evaluate_retention(args: argparse.Namespace, cfg: Any, model: Any, sources: list, metrics: dict) -> dict[str, Any] | None:
+    """`polyhead evaluate`'s embedding retention: MODEL_DIR's embedding against the encoder its training
+    started from (--against, else the config's training.init_from, else its encoder.model), printed
+    in one line; None when skipped (--against none) or the base cannot be loaded (said in one line)."""
+    from ..modeling.card import retention_line
+    from ..modeling.encoder import Encoder
+    from ..modeling.model import load
+    from ..training.retention import against
+
+    base_name = args.against or cfg.training.init_from or cfg.encoder.model
+    if base_name == "none":
+        return None
+    enc = model.encoder
+    try:
+        if (Path(str(cfg.resolve(base_name))) / "polyhead.json").is_file():  # a polyhead model folder: its encoder
+            base = load(cfg.resolve(base_name), device=enc.device).encoder
+        else:
+            base = Encoder(base_name, pooling=enc.pooling.mode, normalize=True, max_length=enc.max_length, device=enc.device)
+    except PolyheadError as exc:
+        say(f"embedding retention not measured: the base encoder {base_name!r} did not load ({exc}); --against names another")
+        return None
+    moved = against(model, base, sources, args.split, args.batch_size, metrics)
+    if moved is None:
+        return None
+    moved["against"] = str(base_name)
+    print(f"embedding retention against {base_name}: {retention_line(moved)}")
+    return moved
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

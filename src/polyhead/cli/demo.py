@@ -53,6 +53,9 @@ def run_demo(output: str | Path = "runs/demo", train: bool = True, config: str |
         scores = dev_scores(out)
         if scores:
             _print(f"   dev scores of the kept model: {scores}")
+        moved = retention(out)
+        if moved:
+            _print(f"   its sentence embedding against all-MiniLM-L6-v2's: {moved}")
         _print(f"   model folder: {out}")
     _print("\n== 4. One forward pass, every head")
     for item in model.predict(PREDICT_TEXTS):
@@ -77,6 +80,19 @@ def dev_scores(out: Path) -> str:
         return ", ".join(f"{task} {heads[task].replace('_', ' ')} {m[heads[task]]:.3f}" for task, m in metrics["dev"].items())
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return ""  # no dev split, or a folder from an older polyhead: the scores are optional
+
+
+def retention(out: Path) -> str:
+    """The kept model's embedding retention line from OUT/training/metrics.json ('' when absent)."""
+    from ..modeling.card import retention_line
+
+    try:
+        moved = json.loads((out / "training" / "metrics.json").read_text(encoding="utf-8"))["retention"]
+        line = retention_line(moved)
+        anchor = moved.get("anchor_weight")
+        return line + (f" (training.anchor_weight {anchor:g})" if isinstance(anchor, (int, float)) else "")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return ""  # a folder from an older polyhead: the line is optional
 
 
 def _untrained(enc):

@@ -353,6 +353,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None)
     with_choices(p.add_argument("--precision", default="fp32", help="score under this precision (default: fp32)"), PRECISIONS)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--against", default=None, metavar="ENCODER",
+                   help="measure how far the embedding moved from this encoder or model folder (default: where the "
+                        "config's training started: training.init_from, else encoder.model); none: skip")
     p.set_defaults(func=commands.cmd_evaluate)
 
 
@@ -390,7 +393,7 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
                    help="the joint run learns from this invocation's single-task models of the same seed (teachers, "
                    "training.distill_teachers): of every task, or of the comma-separated TASKS (e.g. --distill "
                    "conll2003); needs --runs with joint and single. A joint config can ask for the same itself: "
-                   "training.distill_teachers.TASK: \"{single}\" (configs/benchmark.yaml does, for conll2003)")
+                   "training.distill_teachers.TASK: auto (configs/benchmark.yaml does, for conll2003)")
     p.add_argument("--recipe", action="append", default=[], metavar="NAME=KEY=VALUE[;KEY=VALUE...]",
                    help="with --study: a named joint variant trained like a scenario (';' separates overrides; "
                    "'+distill' makes the same seed's single-task models its teachers); repeatable")

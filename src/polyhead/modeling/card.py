@@ -152,6 +152,23 @@ def _data_files(config: dict[str, Any] | None) -> dict[str, dict[str, str]]:
     return out
 
 
+def retention_line(retention: dict[str, Any]) -> str:
+    """How far training moved the sentence embedding, in one line (training/retention.py measures it):
+    `cosine 0.962, rank agreement 0.941, 10-NN overlap 0.78 (500 dev texts)` (+ similarity tasks)."""
+    if retention.get("encoder_frozen"):
+        return "unchanged (the encoder was frozen)"
+    line = (f"cosine {retention['cosine']:.3f}, rank agreement {retention['rank_agreement']:.3f}, "
+            f"10-NN overlap {retention['neighbours']:.2f} ({retention['texts']} {retention.get('split', 'dev')} texts)")
+    for task, s in (retention.get("similarity") or {}).items():
+        line += f"; {task} Spearman {s['before']:.3f} -> {s['after']:.3f}"
+    return line
+
+
+def _retention(data: dict[str, Any]) -> dict[str, Any] | None:
+    value = (data["metrics"] or {}).get("retention")
+    return value if isinstance(value, dict) and value else None
+
+
 # -- the YAML header ----------------------------------------------------------------------------
 def front_matter(data: dict[str, Any]) -> dict[str, Any]:
     """The Hugging Face model-card metadata."""
@@ -182,6 +199,9 @@ def front_matter(data: dict[str, Any]) -> dict[str, Any]:
     if results:
         header["metrics"] = sorted({r["metrics"][0]["type"] for r in results})
         header["model-index"] = [{"name": data["name"], "results": results}]
+    retention = _retention(data)
+    if retention is not None:  # how far the served embedding moved from the base encoder's
+        header["embedding_retention"] = {k: v for k, v in retention.items() if k != "split"}
     return header
 
 
@@ -259,6 +279,11 @@ def _training_lines(data: dict[str, Any]) -> list[str]:
             facts.append(f"{metrics['trainable_params']:,} trainable parameters")
         if facts:
             lines.append("- " + ", ".join(facts))
+    retention = _retention(data)
+    if retention is not None:
+        anchor = retention.get("anchor_weight")
+        held = f"; anchor weight {anchor:g}" if isinstance(anchor, (int, float)) and not retention.get("encoder_frozen") else ""
+        lines.append(f"- the sentence embedding against the base encoder's: {retention_line(retention)}{held}")
     lines.append("- the full record is in `training/` (metrics.json, curves.csv, config.yaml)")
     return lines
 

@@ -36,6 +36,10 @@ SCHEDULERS = ("linear", "cosine", "constant")
 HEAD_SOLVERS = ("auto", "lbfgs", "adamw", "loop")
 FEATURE_CACHES = ("disk", "memory")
 HEAD_LR_RATIO = 30  # training.head_lr, when not given, is this many times training.lr
+# training.anchor_weight when not given and the encoder trains: the weight that kept the served
+# embedding at or above the starting encoder's STS-B on both measured task sets, heads within
+# noise (benchmarks/results/retention-*.json; docs/training.md, "Keeping the sentence embedding").
+DEFAULT_ANCHOR_WEIGHT = 1.0
 GRADUAL_UNITS = ("epoch", "step")
 # The deprecated training.mixed_precision (Accelerate's names) -> precision (inference's names).
 MIXED_PRECISION_ALIASES = {"no": "fp32", "bf16": "bf16", "fp16": "fp16"}
@@ -202,7 +206,9 @@ class TrainingConfig:
     # Classification/token teachers also label the OTHER tasks' training texts (no gold there): the
     # student's head follows the teacher's softmax on them with this constant weight; 0 = off.
     distill_other_texts: float = opt(0.0, ge=0.0)
-    anchor_weight: float = opt(0.0, ge=0.0)  # hold embeddings near the starting encoder's; 0 = off
+    # Hold the sentence embedding near the starting encoder's (docs/training.md, "Keeping the sentence
+    # embedding"). None: DEFAULT_ANCHOR_WEIGHT whenever the encoder trains, 0 when it is frozen; 0 = off.
+    anchor_weight: float | None = opt(None, ge=0.0)
     # Frozen encoder (freeze.encoder): each split is encoded once and the heads fit on the cached
     # features (docs/training.md, "Frozen encoder").
     head_solver: str = opt("auto", choices=HEAD_SOLVERS)
@@ -259,6 +265,15 @@ class RunConfig:
             return p
         candidate = Path(self.base_dir) / p
         return candidate if candidate.exists() else p
+
+    @property
+    def anchor_weight(self) -> float:
+        """The anchor's weight this run uses: training.anchor_weight, or when it is not given
+        DEFAULT_ANCHOR_WEIGHT if any of the encoder trains and 0 if it is frozen."""
+        given = self.training.anchor_weight
+        if given is not None:
+            return float(given)
+        return 0.0 if (self.freeze.encoder or self.freeze.all) else DEFAULT_ANCHOR_WEIGHT
 
     def weighting_options(self) -> dict[str, Any]:
         """training.weighting_options as the loop uses them: `static` and `loss_scale` take each

@@ -157,6 +157,8 @@ def write_training_files(out: Path, state: Any, cfg: RunConfig, specs: dict[str,
     }
     if getattr(state, "refit", None):
         metrics["refit"] = state.refit
+    if getattr(state, "retention", None):
+        metrics["retention"] = state.retention
     write_json_atomic(folder / "metrics.json", metrics)
     write_text_atomic(folder / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     rows = state.history

@@ -474,7 +474,8 @@ def train_frozen(cfg: RunConfig, out: Path, device: Any, say: Callable[[str], No
                               weight_decay=tr.weight_decay, seed=tr.seed, cache=cache, progress=progress, say=say)
     model.save(out)
     state = TrainState(best=headline(report.dev, specs, tr.select_metric) if report.dev else None,
-                       best_dev=report.dev, test=report.test, trainable_params=n_trainable)
+                       best_dev=report.dev, test=report.test, trainable_params=n_trainable,
+                       retention={"encoder_frozen": True})  # the embedding is the starting encoder's
     for task, fit in report.tasks.items():  # one curves.csv row per candidate l2 (or AdamW epoch)
         for i, (candidate, score) in enumerate(fit.candidates.items(), 1):
             state.history.append({"type": "eval", "step": i, "epoch": 1, "task": task,
@@ -484,4 +485,4 @@ def train_frozen(cfg: RunConfig, out: Path, device: Any, say: Callable[[str], No
     if report.test:
         say(f"test: {summarize(report.test, specs)}")
     say(f"done in {state.seconds:.0f}s (encoding {report.encode_seconds:.0f}s, fitting {report.fit_seconds:.1f}s); model saved to {out}")
-    return TrainResult(out, state.best, 0, 0, report.dev, report.test, state.seconds, n_trainable)
+    return TrainResult(out, state.best, 0, 0, report.dev, report.test, state.seconds, n_trainable, state.retention)

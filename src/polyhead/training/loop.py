@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ from ..console import say as console_say
 from ..errors import PolyheadError
 from ..modeling.model import MultiTaskModel, load
 from ..modeling.tasks import TaskSpec
-from . import checkpoint, distill
+from . import checkpoint, distill, retention
 from .batches import BatchStream
 from .build import build_model, lr_lambda, make_weighting
 from .checkpoint import CHECKPOINT_DIR
@@ -102,6 +104,7 @@ class Run:
     total_steps: int
     trainable: int
     distiller: Distiller | None = None  # training.distill_teachers / anchor_weight
+    probe: retention.RetentionProbe | None = None  # the starting encoder's vectors for the retention metric
     started: float = 0.0  # when this process started the run (time.time()); checkpoints and finish add it to state.elapsed
 
     @property
@@ -145,8 +148,21 @@ def train(
     t0 = time.time()
 
     # -- 1. Refuse, before any work, what would lose someone's files ----------------------------
-    checkpoint.check_output_dir(out, resume, overwrite)
+    # A run stopped while its own teachers trained (training.distill_teachers.TASK: auto) has no
+    # checkpoint yet: --resume continues the teachers, then starts the joint run.
+    teachers_only = (resume and bool(distill.auto_teachers(cfg)) and not (out / CHECKPOINT_DIR / checkpoint.LATEST).is_file()
+                     and (out / distill.TEACHERS_DIR).is_dir())
+    if not teachers_only:
+        checkpoint.check_output_dir(out, resume, overwrite)
     distill.check_config(cfg)  # teachers and anchor need the per-batch loop (not a frozen encoder)
+    if distill.auto_teachers(cfg):
+        if overwrite and int(os.environ.get("RANK", "0")) == 0:
+            shutil.rmtree(out / distill.TEACHERS_DIR, ignore_errors=True)  # a replaced run's teachers are stale
+        cfg = distill.train_auto_teachers(
+            cfg, out, resume, lambda c, folder, **kw: train(c, folder, device=device, progress=progress, log=log, **kw),
+            log or console_say)
+        distill.check_config(cfg)  # the teachers are model folders now
+        resume = resume and not teachers_only
 
     # -- 2. Devices, precision, processes --------------------------------------------------------
     accelerator = make_accelerator(tr.accelerate_precision(device), device)
@@ -292,6 +308,8 @@ def build_run(cfg: RunConfig, out: Path, accelerator: Any, say: Callable[[str], 
 
     # Teacher and anchor targets, from the model as built: before any update or restored checkpoint.
     distiller = distill.build_distiller(cfg, sources, specs, model, total_steps, say)
+    # How far the served embedding moves: the starting encoder's vectors for a sample of dev texts.
+    probe = retention.build_probe(model, sources, tr.eval_batch_size, seed=tr.seed) if encoder_trains(cfg) else None
     objective: nn.Module = Objective(model, weighting, distiller)
     optimizer = torch.optim.AdamW(groups, lr=tr.lr) if groups else None
     scheduler = None
@@ -300,7 +318,12 @@ def build_run(cfg: RunConfig, out: Path, accelerator: Any, say: Callable[[str], 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tr.scheduler, warmup, total_steps))
         objective, optimizer = accelerator.prepare(objective, optimizer)
     return Run(cfg, out, accelerator, say, sources, specs, model, weighting, objective, optimizer, scheduler, groups,
-               batches, sampler, unfreezer, total_steps, trainable, distiller)
+               batches, sampler, unfreezer, total_steps, trainable, distiller, probe)
+
+
+def encoder_trains(cfg: RunConfig) -> bool:
+    """Whether any encoder weight can change in this run (else its embedding is the starting one)."""
+    return not (cfg.freeze.encoder or cfg.freeze.all) or bool(cfg.freeze.gradual_unfreezing)
 
 
 # -- 4. resume ----------------------------------------------------------------------------------
@@ -391,9 +414,12 @@ def evaluate_and_keep_best(run: Run, state: TrainState, epoch: int) -> bool:
         for task, m in evaluate(run.model, run.sources, "test", tr.eval_batch_size).items():
             state.history.append({"type": "eval-test", "step": state.global_step, "epoch": epoch + 1, "task": task, **m})
     better = state.best is None or score > state.best
-    run.say(f"step {state.global_step} dev: {summarize(metrics, run.specs)}; {tr.select_metric}={score:.4f}{' (best)' if better else ''}")
+    moved = measure_retention(run, state, epoch, metrics)
+    kept = f"; embedding rank agreement {moved['rank_agreement']:.3f}" if moved else ""
+    run.say(f"step {state.global_step} dev: {summarize(metrics, run.specs)}; {tr.select_metric}={score:.4f}{' (best)' if better else ''}{kept}")
     if better:
         state.best, state.best_step, state.bad_evals, state.best_dev = score, state.global_step, 0, metrics
+        state.retention = moved or {}
         if run.main:
             run.model.save(run.out)
     else:
@@ -403,6 +429,16 @@ def evaluate_and_keep_best(run: Run, state: TrainState, epoch: int) -> bool:
     run.accelerator.wait_for_everyone()
     patience = tr.early_stopping_patience
     return bool(patience and state.bad_evals >= patience)
+
+
+def measure_retention(run: Run, state: TrainState, epoch: int, metrics: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+    """The embedding's retention now (retention.py), as a curves.csv row; {} when the encoder is frozen."""
+    if run.probe is None:
+        return {}
+    moved = retention.with_similarity(retention.measure(run.model, run.probe, run.cfg.training.eval_batch_size), run.probe, metrics or {})
+    state.history.append({"type": "retention", "step": state.global_step, "epoch": epoch + 1, "task": "",
+                          **{k: moved[k] for k in ("cosine", "rank_agreement", "neighbours")}})
+    return moved
 
 
 def save_checkpoint(run: Run, state: TrainState) -> None:
@@ -452,6 +488,17 @@ def finish(run: Run, state: TrainState) -> TrainResult:
         result.test = state.test = evaluate(best, run.sources, "test", tr.eval_batch_size)
         run.say(f"test: {summarize(result.test, run.specs)}")
     state.seconds, state.trainable_params = result.seconds, run.trainable
+    if run.probe is None:
+        state.retention = {"encoder_frozen": True}
+    else:
+        if not state.retention:  # no dev evaluation kept a model: the kept model is the last one
+            state.retention = measure_retention(run, state, state.epoch)
+        state.retention["anchor_weight"] = run.cfg.anchor_weight  # what held it (the default when not given)
+    result.retention = state.retention
+    run.say(f"embedding retention: {retention.summary_line(state.retention)}")
+    warning = retention.retention_warning(state.retention, run.cfg.anchor_weight)
+    if warning:
+        run.say(warning)
     if run.main:
         write_training_files(run.out, state, run.cfg, run.specs)
         if not tr.keep_checkpoints:

@@ -20,6 +20,7 @@ class TrainResult:
     test: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
     trainable_params: int = 0
+    retention: dict[str, Any] = field(default_factory=dict)  # how far the embedding moved (training/retention.py)
 
 
 @dataclass
@@ -39,6 +40,7 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)  # rows of curves.csv
     test: dict[str, dict[str, float]] = field(default_factory=dict)
     refit: dict[str, str] = field(default_factory=dict)  # training.refit_heads: what happened per task
+    retention: dict[str, Any] = field(default_factory=dict)  # the kept model's embedding retention
     seconds: float | None = None
     trainable_params: int | None = None
     # Seconds of training up to the last checkpoint, summed over every process that ran this run
