@@ -386,3 +386,37 @@ def test_other_texts_with_only_a_similarity_teacher_is_refused(teachers, tmp_pat
     rel = os.path.relpath(teachers / "teachers", teachers)
     cfg = _run_config(teachers, f"training.distill_teachers={{sts: {rel}/sts}}", "training.distill_other_texts=1.0", epochs=1)
     assert "applies to classification and token teachers" in _error(cfg, tmp_path / "out")
+
+
+# -- auto teachers: polyhead train trains the single-task teacher first -----------------------------
+def test_an_auto_teacher_is_trained_first_into_the_run_folder_then_teaches(tmp_path):
+    cfg = _run_config(tmp_path, "training.distill_teachers={topic: auto}", "training.distill_other_texts=1", epochs=1)
+    said: list[str] = []
+    result = train(cfg, tmp_path / "run", progress=False, log=said.append)
+    teacher = tmp_path / "run" / "teachers" / "topic"
+    assert set(load(teacher).tasks) == {"topic"}  # a single-task model of that task
+    first = next(i for i, m in enumerate(said) if m.startswith("teacher for topic: training a single-task topic model first"))
+    taught = next(i for i, m in enumerate(said) if m.startswith("distillation: teachers for topic (lambda 1 -> 0; on the other tasks' texts too, weight 1)"))
+    assert first < taught and set(result.dev) == {"topic", "ner", "sts"}
+    saved = yaml.safe_load((tmp_path / "run" / "training" / "config.yaml").read_text())["training"]
+    assert saved["distill_teachers"] == {"topic": str(teacher.resolve())}
+    # Its config: the topic task alone, no teachers, no anchor.
+    taught_cfg = yaml.safe_load((teacher / "training" / "config.yaml").read_text())
+    assert [t["name"] for t in taught_cfg["tasks"]] == ["topic"]
+    assert taught_cfg["training"]["distill_teachers"] == {} and taught_cfg["training"]["anchor_weight"] == 0.0
+
+
+def test_resume_reuses_a_finished_auto_teacher(tmp_path):
+    """A run stopped after its teacher finished (no joint checkpoint yet) continues with --resume from it."""
+    from polyhead.training.distill import teacher_config
+
+    cfg = _run_config(tmp_path, "training.distill_teachers={topic: auto}", epochs=1)
+    teacher = tmp_path / "run" / "teachers" / "topic"
+    train(teacher_config(cfg, "topic"), teacher, progress=False)
+    before = (teacher / "heads" / "topic.safetensors").read_bytes()
+    said: list[str] = []
+    train(cfg, tmp_path / "run", resume=True, progress=False, log=said.append)
+    assert any(m.startswith("teacher for topic: the single-task model already trained in") for m in said)
+    assert not any("training a single-task" in m for m in said)
+    assert (teacher / "heads" / "topic.safetensors").read_bytes() == before
+    assert (tmp_path / "run" / "polyhead.json").is_file()
