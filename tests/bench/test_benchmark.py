@@ -39,7 +39,11 @@ def _task_files(root: Path, task: str) -> dict[str, str]:
                     lines += [f"{w} {t}" for w, t in zip(words, tags)] + [""]
             out[split] = _write(root / task / f"{split}.conll", lines)
         else:
-            rows = [json.dumps({"sentence1": a, "sentence2": b, "score": s}) for _ in range(reps) for a, b, s in PAIRS]
+            pairs = [(a, b, s) for _ in range(reps) for a, b, s in PAIRS]
+            if split == "test":  # enough distinct pairs that models' embeddings rank them differently
+                texts = [t for ts in (*TOPICS.values(), *SENTIMENT.values()) for t in ts]
+                pairs = [(texts[i], texts[(3 * i + 1) % len(texts)], (7 * i) % 11 / 2.2) for i in range(len(texts))]
+            rows = [json.dumps({"sentence1": a, "sentence2": b, "score": s}) for a, b, s in pairs]
             out[split] = _write(root / task / f"{split}.jsonl", rows)
     return out
 
@@ -71,8 +75,8 @@ def _check_schema(doc: dict) -> None:
     assert isinstance(doc["machine"], str) and doc["machine"] and isinstance(doc["date"], str)
     for r in doc["records"]:
         assert set(r) == {"run", "task", "split", "metric", "value", "seconds", "trainable_params"}
-        assert r["task"] in bm.TASKS and r["split"] == "test"
-        assert r["metric"] in ("accuracy", "macro_f1", "entity_f1", "spearman")
+        assert r["task"] in (*bm.TASKS, "all") and r["split"] == "test"
+        assert r["metric"] in ("accuracy", "macro_f1", "entity_f1", "spearman", "embedding_stsb")
         assert isinstance(r["value"], float) and isinstance(r["seconds"], float) and isinstance(r["trainable_params"], int)
 
 
@@ -98,11 +102,23 @@ def test_quick_benchmark_writes_schema_and_table(configs: dict[str, Path], tmp_p
     frozen = {r["trainable_params"] for r in doc["records"] if r["run"] == "frozen-encoder"}
     single = {r["trainable_params"] for r in doc["records"] if r["run"] == "single" and r["task"] != "stsb"}
     assert max(frozen) < min(single)  # heads only
-    assert [r["trainable_params"] for r in doc["records"] if r["run"] == "untrained"] == [0]
+    assert [r["trainable_params"] for r in doc["records"] if r["run"] == "untrained" and r["metric"] == "spearman"] == [0]
     md = (tmp_path / "out" / "benchmark.md").read_text()
     assert "QUICK SUBSET" in md and "| task | test metric | joint | single-task |" in md
     for task in bm.TASKS:
         assert f"| {task} |" in md
+    # Every run's model has its served embedding scored on the STS-B test pairs: the joint and untrained
+    # models' equal their own stsb score (the similarity head is the embedding's cosine); a frozen
+    # encoder's equals the untrained one's.
+    emb = {(r["run"], r["task"]): r["value"] for r in doc["records"] if r["metric"] == "embedding_stsb"}
+    assert set(emb) == {("joint", "all"), ("untrained", "all")} | {("single", t) for t in bm.TASKS} | {
+        ("frozen-encoder", t) for t in bm.TASKS if t != "stsb"}
+    score = {(r["run"], r["task"]): r["value"] for r in doc["records"] if r["metric"] == "spearman"}
+    assert emb[("joint", "all")] == pytest.approx(score[("joint", "stsb")], abs=1e-5)
+    assert emb[("single", "stsb")] == pytest.approx(score[("single", "stsb")], abs=1e-5)
+    assert emb[("untrained", "all")] == pytest.approx(score[("untrained", "stsb")], abs=1e-5)
+    assert emb[("frozen-encoder", "trec")] == pytest.approx(emb[("untrained", "all")], abs=1e-5)
+    assert "| run | trained on | embedding STS-B |" in md and "| single | trec |" in md
 
 
 def test_subset_is_seeded_and_keeps_conll_sentences(tmp_path: Path) -> None:

@@ -23,6 +23,8 @@ from .harness import (  # noqa: F401  (re-exported: the names this module had be
     OutputDir,
     carry_over,
     drop_teachers,
+    embedding_pairs,
+    embedding_stsb,
     load_run_config,
     machine_description,
     now_iso,
@@ -102,7 +104,16 @@ def run_benchmark(
     name = "benchmark.json" if subset is None else "benchmark-quick.json" if subset == QUICK else "benchmark-subset.json"
     results = ResultsWriter(out.root / "benchmark.json", None if results_dir is None else Path(results_dir) / name, markdown_table)
 
+    # The served embedding of every run's model is scored on the joint config's STS-B test pairs.
+    try:
+        pairs = embedding_pairs(load_run_config(Path(config), list(overrides), subset, work))
+    except PolyheadError as exc:  # e.g. --tasks trec with only TREC fetched: the runs go on without it
+        pairs = None
+        say(f"the served embedding is not scored (no STS-B test pairs: {exc})")
+
     def done(job: Job, result: dict[str, Any]) -> None:
+        if pairs is not None:
+            result = {**result, "embedding_stsb": embedding_stsb(out.root / job.folder, pairs)}
         record_run(doc, job, result, t0, results, say, with_dev=bool(seeds))
 
     keep = list(tasks)
@@ -137,15 +148,16 @@ def run_benchmark(
             cfg.tasks = [t for t in cfg.tasks if t.name in keep]
             if not cfg.tasks:
                 raise PolyheadError("no task of the joint config is selected")
-            # Teachers from this benchmark's single-task models: --distill's, and the config's {single} ones.
+            # Teachers from this benchmark's single-task models: --distill's, and the config's auto / {single} ones.
             from_config = single_teachers(cfg)
             drop_teachers(cfg, [t for t in from_config if t not in keep], say if seed == every_seed[0] else None, "not in --tasks")
             wanted = (set(distill) | set(from_config)) & set(keep)
             if wanted and "single" not in runs:
                 t = sorted(wanted)[0]
+                why = f"training.distill_teachers.{t}: {cfg.training.distill_teachers[t]} in {config}" if t in from_config else "--distill"
                 raise PolyheadError(
                     f"the joint run learns from the single-task {', '.join(sorted(wanted))} model(s) of this benchmark "
-                    f"(training.distill_teachers.{t}: {{single}} in {config}); add single to --runs (--runs joint,single), "
+                    f"({why}); add single to --runs (--runs joint,single), "
                     f"give a trained model folder (--set training.distill_teachers.{t}=PATH), or train without teachers "
                     "(--set 'training.distill_teachers={}' --set training.distill_other_texts=0)")
             teachers = {t.name: run_folder("single", seed, t.name) for t in cfg.tasks if t.name in wanted}

@@ -17,7 +17,7 @@ from typing import Any, Callable, Collection
 from ..errors import PolyheadError
 from ..io import check_replaceable_dir, read_json, write_json_atomic
 from ..training.config import RunConfig, load_config
-from .results import METRICS, ResultsWriter, records_from
+from .results import ALL_TASKS, EMBEDDING_METRIC, METRICS, ResultsWriter, records_from
 from .subset import Subset, apply_subset
 
 MARKER = "polyhead-benchmark.json"
@@ -129,10 +129,45 @@ def record_run(doc: dict[str, Any], job: "Job", result: dict[str, Any], t0: floa
     benchmark that dies keeps what finished); say its test scores, time and size."""
     doc["records"].extend(records_from(job.scenario, result["test"], result["seconds"], result["trainable"],
                                        seed=job.seed, dev=result.get("dev") if with_dev else None))
+    if result.get("embedding_stsb") is not None:  # the served embedding of this run's model, whatever it learnt
+        rec = {"run": job.scenario, "task": ALL_TASKS if job.task is None or job.scenario == "untrained" else job.task, "split": "test", "metric": EMBEDDING_METRIC,
+               "value": round(float(result["embedding_stsb"]), 6), "seconds": round(float(result["seconds"]), 1),
+               "trainable_params": int(result["trainable"])}
+        doc["records"].append({**rec, "seed": int(job.seed)} if job.seed is not None else rec)
     doc["total_seconds"] = round(time.time() - t0, 1)
     results.write(doc)
+    embedding = f", embedding STS-B {result['embedding_stsb']:.4f}" if result.get("embedding_stsb") is not None else ""
     say(f"{job.folder}: " + ", ".join(f"{t} {METRICS[t][0]}={m[METRICS[t][0]]:.4f}" for t, m in result["test"].items() if t in METRICS)
-        + f" ({result['seconds']:.0f}s, {result['trainable']:,} trainable)")
+        + f"{embedding} ({result['seconds']:.0f}s, {result['trainable']:,} trainable)")
+
+
+def embedding_pairs(cfg: RunConfig) -> RunConfig | None:
+    """The config's similarity task with a test file, alone (the served-embedding score's data), or None."""
+    import copy
+
+    tasks = [t for t in cfg.tasks if t.kind == "similarity" and cfg.resolve(t.test) is not None and cfg.resolve(t.test).is_file()]
+    if not tasks:
+        return None
+    pairs = copy.deepcopy(cfg)
+    pairs.tasks, pairs.datasets = tasks[:1], []
+    return pairs
+
+
+def embedding_stsb(folder: Path, pairs: RunConfig, batch_size: int = 64) -> float:
+    """The served embedding's test Spearman on `pairs` (embedding_pairs): the cosine of each pair's
+    sentence vectors from the model saved in `folder`, against the gold scores, whatever it was trained on."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from ..modeling.model import load
+    from ..training.data import build_sources
+
+    sources, _ = build_sources(pairs, splits=("test",))
+    examples = sources[0].splits["test"]
+    encoder = load(folder, device="cpu").encoder
+    a = encoder.encode([e.pair[0] for e in examples], batch_size=batch_size, normalize=True)
+    b = encoder.encode([e.pair[1] for e in examples], batch_size=batch_size, normalize=True)
+    return float(spearmanr(np.sum(a * b, axis=1), [e.score for e in examples]).statistic)
 
 
 def carry_over(plan: list[Job], out: OutputDir, results_name: str, doc: dict[str, Any],
@@ -193,10 +228,11 @@ def load_run_config(path: Path, overrides: list[str], subset: Subset | None, wor
 
 
 def single_teachers(cfg: RunConfig) -> list[str]:
-    """The tasks whose teacher the config leaves to the benchmark ({single}: its single-task model)."""
-    from ..training.distill import SINGLE_TEACHER
+    """The tasks whose teacher the config leaves to the benchmark ({single} or auto: its single-task model
+    of the same seed, which is what `polyhead train` would train first for auto)."""
+    from ..training.distill import AUTO_TEACHER, SINGLE_TEACHER
 
-    return [t for t, folder in cfg.training.distill_teachers.items() if folder == SINGLE_TEACHER]
+    return [t for t, folder in cfg.training.distill_teachers.items() if folder in (SINGLE_TEACHER, AUTO_TEACHER)]
 
 
 def drop_teachers(cfg: RunConfig, tasks: Collection[str], say: Callable[[str], None] | None = None, why: str = "") -> None:

@@ -28,6 +28,11 @@ REFERENCE: dict[str, float] = {"trec": 0.965, "sentiment": 0.862, "conll2003": 0
 REFERENCE_FROZEN: dict[str, float] = {"trec": 0.900, "sentiment": 0.781}
 UNTRAINED_STSB_REFERENCE = 0.8203
 RUNS: tuple[str, ...] = ("joint", "single", "frozen-encoder", "untrained")
+# The served embedding of every run's model, scored on STS-B test (cosine of the two sentences'
+# vectors): records {run, task: the task a single-task/frozen run trained (ALL_TASKS for the joint
+# and untrained models), metric: EMBEDDING_METRIC}.
+EMBEDDING_METRIC = "embedding_stsb"
+ALL_TASKS = "all"
 SCENARIOS: tuple[str, ...] = (
     "frozen-all", "frozen-backbone", "full", "gradual-unfreezing", "layer-decay", "head-frozen",
     "uncertainty-weighting", "proportional-sampling", "stsb-weighted",
@@ -155,18 +160,36 @@ def markdown_table(doc: dict[str, Any]) -> str:
     lines += ["", "| run | task(s) | seconds | trainable parameters |", "|---|---|---|---|"]
     seen: set[tuple[str, float]] = set()
     for r in recs:
-        if r.get("split", "test") != "test":
+        if r.get("split", "test") != "test" or r["metric"] == EMBEDDING_METRIC:
             continue
         key = (r["run"], r["seconds"]) if r["run"] in ("joint", "untrained") else (f"{r['run']}/{r['task']}", r["seconds"])
         if key in seen:
             continue
         seen.add(key)
-        tasks = ", ".join(sorted({x["task"] for x in recs if x["run"] == r["run"] and x["seconds"] == r["seconds"]}))
+        tasks = ", ".join(sorted({x["task"] for x in recs if x["run"] == r["run"] and x["seconds"] == r["seconds"]
+                                  and x["metric"] != EMBEDDING_METRIC}))
         run = r["run"] if "seed" not in r else f"{r['run']} (seed {r['seed']})"
         lines.append(f"| {run} | {tasks} | {r['seconds']:.0f} | {r['trainable_params']:,} |")
+    lines += _embedding_table(recs)
     if doc.get("note"):
         lines += ["", doc["note"]]
     return "\n".join(lines) + "\n"
+
+
+def _embedding_table(recs: list[dict]) -> list[str]:
+    """What each run's training did to the served sentence embedding: its STS-B test Spearman."""
+    if not any(r["metric"] == EMBEDDING_METRIC for r in recs):
+        return []
+    out = ["", "The served sentence embedding of each run's model (STS-B test Spearman of the cosine; the "
+           f"starting all-MiniLM-L6-v2 scores {UNTRAINED_STSB_REFERENCE}):", "",
+           "| run | trained on | embedding STS-B |", "|---|---|---|"]
+    for run in RUNS:
+        for task in (ALL_TASKS, *TASKS):
+            got = stats(recs, run, task, EMBEDDING_METRIC)
+            if got is not None:
+                what = "nothing" if run == "untrained" else ("every task" if task == ALL_TASKS else task)
+                out.append(f"| {run} | {what} | {_cell(got)} |")
+    return out
 
 
 def study_markdown(doc: dict[str, Any]) -> str:

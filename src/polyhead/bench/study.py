@@ -148,7 +148,7 @@ def run_study(
 
     left_out = single_teachers(load_run_config(config, list(base), None, work))
     if left_out:
-        say(f"the joint config's teachers ({', '.join(left_out)}: {{single}}) are left out of every scenario but "
+        say(f"the joint config's own teachers ({', '.join(left_out)}: auto or {{single}}) are left out of every scenario but "
             f"distill and {DISTILL} recipes, which learn from the study's single-task models of every task")
 
     plan: list[Job] = []
