@@ -95,6 +95,8 @@ def test_refit_heads_keeps_the_encoder_and_only_better_heads(tmp_path) -> None:
         metric = "accuracy" if task == "topic" else "entity_f1"
         assert dev[task][metric] >= plain.dev[task][metric] - 1e-9  # a refit head is kept only when dev improves
         assert ("refit head kept" in line) == (dev[task][metric] > plain.dev[task][metric])
+        # metrics.json's dev scores are the saved model's, refit heads included
+        assert metrics["dev"][task][metric] == pytest.approx(dev[task][metric], abs=1e-9)
 
 
 def test_evaluate_scores_a_saved_model_under_bf16(tmp_path) -> None:

@@ -479,6 +479,8 @@ def finish(run: Run, state: TrainState) -> TrainResult:
             kept = load(run.out, device=run.accelerator.device)
             state.refit = refit_heads(kept, run.sources, run.cfg, run.say)
             kept.save(run.out)
+            # metrics.json's dev scores are the saved model's: with any refit head kept, they changed.
+            state.best_dev = evaluate(kept, run.sources, "dev", tr.eval_batch_size)
         run.accelerator.wait_for_everyone()
     # A resumed run adds the seconds its earlier processes trained until their last checkpoint.
     result = TrainResult(run.out, state.best, state.best_step, state.global_step, state.best_dev,
