@@ -1,0 +1,211 @@
+"""What head training does to the served sentence embedding, and which protection keeps it.
+
+For one task set (the shipped example data, or the benchmark's TREC + sentiment + CoNLL on a seeded
+subset), every arm is trained for every seed with `polyhead.train`; the kept model is then scored
+as a user would see it: its heads' dev (and test) scores from training/metrics.json, its
+embedding's retention against the starting encoder (also in metrics.json), and the embedding's
+Spearman on the STS-B test set (cosine of the two sentences' vectors, as `/similarity` serves it).
+
+    python benchmarks/embedding_retention.py example --seeds 42,1,2
+    python benchmarks/embedding_retention.py benchmark --seeds 42,1,2
+
+Writes benchmarks/results/retention-<set>.json (a row per arm and seed, plus per-arm means and
+sds) and .md; finished rows are kept, so an interrupted invocation continues where it stopped.
+Needs `polyhead datasets fetch` (STS-B, and the benchmark set's data).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Arms: the overrides each applies on top of the task set's config. "none" is polyhead's defaults
+# before the anchor became one (no protection); the anchor weights bracket the benchmark's 1.0;
+# "anchor-1-refit" adds the second stage that refits the per-text heads on the trained encoder;
+# "recipe" adds the benchmark recipe's loss-scale weighting and head refit to the anchor.
+ARMS: dict[str, list[str]] = {
+    "none": ["training.anchor_weight=0", "training.weighting=equal", "training.refit_heads=false"],
+    "anchor-0.3": ["training.anchor_weight=0.3", "training.weighting=equal", "training.refit_heads=false"],
+    "anchor-1": ["training.anchor_weight=1.0", "training.weighting=equal", "training.refit_heads=false"],
+    "anchor-3": ["training.anchor_weight=3.0", "training.weighting=equal", "training.refit_heads=false"],
+    "anchor-1-refit": ["training.anchor_weight=1.0", "training.weighting=equal", "training.refit_heads=true"],
+    "recipe": ["training.anchor_weight=1.0", "training.weighting=loss_scale", "training.refit_heads=true"],
+}
+# The benchmark set: the three per-text tasks (no similarity task, which would train the embedding
+# directly), on a seeded subset so that three seeds of every arm fit in a CPU session.
+BENCHMARK_SUBSET = dict(train_fraction=0.15, dev_cap=500, test_cap=1000, epochs=2)
+
+
+def stsb_test() -> tuple[list[str], list[str], list[float]]:
+    """STS-B test pairs from the polyhead cache (`polyhead datasets fetch stsb`)."""
+    from polyhead.io import default_cache_dir
+
+    path = default_cache_dir() / "datasets" / "stsb" / "test.jsonl"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: run `polyhead datasets fetch stsb` first")
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r["sentence1"] for r in rows], [r["sentence2"] for r in rows], [float(r["score"]) for r in rows]
+
+
+def stsb_spearman(encoder: Any) -> float:
+    """The embedding's STS-B test Spearman: cosine of each pair's normalised vectors vs gold."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    a, b, gold = stsb_test()
+    va = encoder.encode(a, batch_size=64, normalize=True)
+    vb = encoder.encode(b, batch_size=64, normalize=True)
+    return float(spearmanr(np.sum(va * vb, axis=1), gold).statistic)
+
+
+def run_config(task_set: str, arm: str, seed: int, work: Path) -> Any:
+    from polyhead.bench.harness import load_run_config
+    from polyhead.bench.subset import Subset
+
+    overrides = [*ARMS[arm], f"training.seed={seed}"]
+    if task_set == "example":
+        return load_run_config(ROOT / "configs" / "example.yaml", overrides, None, work)
+    overrides += ["training.distill_teachers={}", "training.distill_other_texts=0"]
+    cfg = load_run_config(ROOT / "configs" / "benchmark.yaml", overrides, Subset(**BENCHMARK_SUBSET), work)
+    cfg.tasks = [t for t in cfg.tasks if t.kind != "similarity"]
+    return cfg
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per arm: mean and sd over seeds of every number in the rows."""
+    out: dict[str, Any] = {}
+    for arm in dict.fromkeys(r["arm"] for r in rows):
+        mine = [r for r in rows if r["arm"] == arm]
+        keys = ["stsb_test", "seconds"] + [f"retention.{k}" for k in ("cosine", "rank_agreement", "neighbours")]
+        keys += sorted({f"{split}.{t}" for r in mine for split in ("dev", "test") for t in r.get(split, {})})
+        stats: dict[str, Any] = {"seeds": [r["seed"] for r in mine]}
+        for key in keys:
+            vals = [_get(r, key) for r in mine]
+            vals = [v for v in vals if v is not None]
+            if vals:
+                stats[key] = {"mean": round(statistics.fmean(vals), 4), "sd": round(statistics.stdev(vals), 4) if len(vals) > 1 else 0.0}
+        out[arm] = stats
+    return out
+
+
+def _get(row: dict[str, Any], key: str) -> float | None:
+    head, _, rest = key.partition(".")
+    value: Any = row.get(head)
+    if rest:
+        value = (value or {}).get(rest)
+    return None if value is None else float(value)
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    summary = doc["summary"]
+    tasks = sorted({k.split(".", 1)[1] for s in summary.values() for k in s if k.startswith("dev.")})
+    head = ["arm", "STS-B test (embedding)", "rank agreement", "cosine", "10-NN overlap"] + [f"{t} dev" for t in tasks] + ["s/run"]
+    lines = [f"# Embedding retention: {doc['task_set']} task set", "",
+             f"`{doc['command']}`", "", f"Machine: {doc['machine']}. Starting encoder's STS-B test Spearman: "
+             f"{doc['untrained_stsb']:.4f}. Mean ± sd over seeds {', '.join(map(str, doc['seeds']))}.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def cell(s: dict[str, Any], key: str) -> str:
+        v = s.get(key)
+        return "—" if v is None else f"{v['mean']:.4f} ± {v['sd']:.4f}"
+
+    for arm, s in summary.items():
+        row = [arm, cell(s, "stsb_test"), cell(s, "retention.rank_agreement"), cell(s, "retention.cosine"),
+               cell(s, "retention.neighbours")] + [cell(s, f"dev.{t}") for t in tasks] + [f"{s['seconds']['mean']:.0f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("task_set", choices=["example", "benchmark"])
+    parser.add_argument("--seeds", default="42,1,2")
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--output", default=None, help="run folders (default runs/retention/<set>)")
+    parser.add_argument("--results", default=None, help="results JSON (default benchmarks/results/retention-<set>.json)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="no training: add these results files' rows (e.g. seeds run in another process) to --results")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from polyhead import Encoder
+    from polyhead.bench.harness import machine_description
+    from polyhead.modeling.model import load
+    from polyhead.training.data import build_sources
+    from polyhead.training.evaluation import evaluate
+    from polyhead.training.loop import train
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    arms = [a for a in args.arms.split(",") if a]
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise SystemExit(f"unknown arm(s) {unknown}; choose from {', '.join(ARMS)}")
+    out = Path(args.output or f"runs/retention/{args.task_set}")
+    results = Path(args.results or ROOT / "benchmarks" / "results" / f"retention-{args.task_set}.json")
+    doc: dict[str, Any] = json.loads(results.read_text()) if results.is_file() else {"rows": []}
+    doc.update(task_set=args.task_set, seeds=seeds, machine=machine_description(),
+               command="python " + shlex.join([os.path.relpath(sys.argv[0], ROOT), *(argv if argv is not None else sys.argv[1:])]),
+               threads=torch.get_num_threads(), arms={a: ARMS[a] for a in arms})
+    if args.task_set == "benchmark":
+        doc["subset"] = BENCHMARK_SUBSET
+    if "untrained_stsb" not in doc:
+        doc["untrained_stsb"] = round(stsb_spearman(Encoder()), 6)
+    if args.merge:
+        for path in args.merge:
+            other = json.loads(Path(path).read_text())
+            have = {(r["arm"], r["seed"]) for r in doc["rows"]}
+            doc["rows"] += [r for r in other["rows"] if (r["arm"], r["seed"]) not in have]
+            doc.setdefault("merged", []).append({"file": os.path.relpath(path, ROOT), "command": other.get("command")})
+        doc["rows"].sort(key=lambda r: (list(ARMS).index(r["arm"]), doc["seeds"].index(r["seed"]) if r["seed"] in doc["seeds"] else 99))
+        doc["summary"] = summarise(doc["rows"])
+        results.write_text(json.dumps(doc, indent=1) + "\n")
+        results.with_suffix(".md").write_text(markdown(doc))
+        return 0
+    done = {(r["arm"], r["seed"]) for r in doc["rows"]}
+    for seed in seeds:
+        for arm in arms:
+            if (arm, seed) in done:
+                continue
+            folder = out / f"{arm}-s{seed}"
+            shutil.rmtree(folder, ignore_errors=True)
+            cfg = run_config(args.task_set, arm, seed, out / "work")
+            t0 = time.time()
+            result = train(cfg, folder, progress=False, log=lambda m: None)
+            seconds = time.time() - t0
+            metrics = json.loads((folder / "training" / "metrics.json").read_text())
+            model = load(folder)
+            # The saved model's own dev scores (after refit_heads' second stage, where an arm has it).
+            sources, _ = build_sources(cfg, splits=("dev",))
+            dev = evaluate(model, sources, "dev", cfg.training.eval_batch_size)
+            row = {
+                "arm": arm, "seed": seed, "seconds": round(seconds, 1),
+                "dev": {t: round(float(m[metrics["headline_metrics"][t]]), 6) for t, m in dev.items()},
+                "test": {t: round(float(m[metrics["headline_metrics"][t]]), 6) for t, m in (result.test or {}).items()},
+                "retention": metrics.get("retention"),
+                "stsb_test": round(stsb_spearman(model.encoder), 6),
+            }
+            doc["rows"].append(row)
+            doc["summary"] = summarise(doc["rows"])
+            results.parent.mkdir(parents=True, exist_ok=True)
+            results.write_text(json.dumps(doc, indent=1) + "\n")
+            results.with_suffix(".md").write_text(markdown(doc))
+            print(f"{arm} seed {seed}: STS-B {row['stsb_test']:.4f}, dev {row['dev']}, retention {row['retention']}, {seconds:.0f}s", flush=True)
+            shutil.rmtree(folder, ignore_errors=True)  # the numbers are in the results file
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
