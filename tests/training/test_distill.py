@@ -398,6 +398,8 @@ def test_an_auto_teacher_is_trained_first_into_the_run_folder_then_teaches(tmp_p
     first = next(i for i, m in enumerate(said) if m.startswith("teacher for topic: training a single-task topic model first"))
     taught = next(i for i, m in enumerate(said) if m.startswith("distillation: teachers for topic (lambda 1 -> 0; on the other tasks' texts too, weight 1)"))
     assert first < taught and set(result.dev) == {"topic", "ner", "sts"}
+    assert any(m.startswith("[teacher topic] done in") for m in said)  # its own lines say whose they are
+    assert not any("[teacher topic] warning: the sentence embedding" in m for m in said)  # never served
     saved = yaml.safe_load((tmp_path / "run" / "training" / "config.yaml").read_text())["training"]
     assert saved["distill_teachers"] == {"topic": str(teacher.resolve())}
     # Its config: the topic task alone, no teachers, no anchor.

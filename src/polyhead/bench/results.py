@@ -180,8 +180,8 @@ def _embedding_table(recs: list[dict]) -> list[str]:
     """What each run's training did to the served sentence embedding: its STS-B test Spearman."""
     if not any(r["metric"] == EMBEDDING_METRIC for r in recs):
         return []
-    out = ["", "The served sentence embedding of each run's model (STS-B test Spearman of the cosine; the "
-           f"starting all-MiniLM-L6-v2 scores {UNTRAINED_STSB_REFERENCE}):", "",
+    out = ["", "The served sentence embedding of each run's model (STS-B test Spearman of the cosine, on this "
+           f"benchmark's STS-B test pairs; all-MiniLM-L6-v2 scores {UNTRAINED_STSB_REFERENCE} on the full test set):", "",
            "| run | trained on | embedding STS-B |", "|---|---|---|"]
     for run in RUNS:
         for task in (ALL_TASKS, *TASKS):

@@ -159,7 +159,8 @@ def train(
         if overwrite and int(os.environ.get("RANK", "0")) == 0:
             shutil.rmtree(out / distill.TEACHERS_DIR, ignore_errors=True)  # a replaced run's teachers are stale
         cfg = distill.train_auto_teachers(
-            cfg, out, resume, lambda c, folder, **kw: train(c, folder, device=device, progress=progress, log=log, **kw),
+            cfg, out, resume, lambda c, folder, **kw: train(c, folder, device=device, progress=progress,
+                                                            log=teacher_log(folder.name, log or console_say), **kw),
             log or console_say)
         distill.check_config(cfg)  # the teachers are model folders now
         resume = resume and not teachers_only
@@ -239,6 +240,16 @@ def train(
 
     # -- 6. Keep the model, score test, write the training files ---------------------------------
     return finish(run, state)
+
+
+def teacher_log(task: str, say: Callable[[str], None]) -> Callable[[str], None]:
+    """An auto teacher's training lines, prefixed with its task; without the embedding warning (a
+    teacher is trained without the anchor on purpose: only its head is used, its embedding is never served)."""
+    def log(message: str) -> None:
+        if not message.startswith("warning: the sentence embedding moved"):
+            say(f"[teacher {task}] {message}")
+
+    return log
 
 
 # -- 2. devices ---------------------------------------------------------------------------------
