@@ -57,6 +57,10 @@ def test_the_warning_names_the_setting_only_below_the_threshold():
     assert "\n" not in off
     assert "raise training.anchor_weight (now 1)" in retention.retention_warning(moved, 1.0)
     assert retention.retention_warning({"encoder_frozen": True}, 0.0) is None
+    # A run with similarity tasks that all scored at least as well as before does not warn: it moved
+    # the embedding, but where the user measures similarity it got no worse.
+    assert retention.retention_warning({**moved, "similarity": {"sts": {"before": 0.8, "after": 0.85}}}, 1.0) is None
+    assert retention.retention_warning({**moved, "similarity": {"sts": {"before": 0.8, "after": 0.75}}}, 1.0) is not None
 
 
 # -- the default anchor ---------------------------------------------------------------------------
@@ -115,8 +119,12 @@ def test_the_starting_encoder_scores_the_before_similarity(unanchored, tmp_path)
 
 def test_training_warns_in_one_line_when_the_embedding_moved_past_the_threshold(tmp_path, monkeypatch):
     monkeypatch.setattr(retention, "WARN_BELOW", 1.01)  # any move at all counts
+    path = write_config(tmp_path, epochs=1, anchor_weight=0.0)
+    doc = yaml.safe_load(path.read_text())
+    doc["tasks"] = [t for t in doc["tasks"] if t["kind"] != "similarity"]  # no similarity task vouches for it
+    path.write_text(yaml.safe_dump(doc))
     said: list[str] = []
-    train(load_config(write_config(tmp_path, epochs=1, anchor_weight=0.0)), tmp_path / "m", progress=False, log=said.append)
+    train(load_config(path), tmp_path / "m", progress=False, log=said.append)
     warnings = [m for m in said if m.startswith("warning: the sentence embedding moved")]
     assert len(warnings) == 1 and "training.anchor_weight (now 0)" in warnings[0]
 

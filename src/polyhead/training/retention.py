@@ -155,6 +155,9 @@ def retention_warning(retention: dict[str, Any], anchor_weight: float, threshold
     rank = retention.get("rank_agreement")
     if rank is None or rank >= threshold:
         return None
+    sims = retention.get("similarity") or {}
+    if sims and all(s["after"] >= s["before"] for s in sims.values()):
+        return None  # it moved, but the run's own similarity tasks say it got no worse (they train it)
     hold = ("raise training.anchor_weight (now {:g})".format(anchor_weight) if anchor_weight
             else "set training.anchor_weight (now 0) back to its default")
     return (f"warning: the sentence embedding moved away from the starting encoder's (rank agreement {rank:.3f} "
