@@ -85,7 +85,7 @@ def test_refit_heads_keeps_the_encoder_and_only_better_heads(tmp_path) -> None:
     train(cfg, tmp_path / "m", progress=False)
     metrics = json.loads((tmp_path / "m" / "training" / "metrics.json").read_text())
     assert set(metrics["refit"]) == {"topic", "ner"}  # per-text heads; similarity has none to fit
-    plain = train(_config(tmp_path / "p", "training.epochs=1"), tmp_path / "p" / "m", progress=False)
+    plain = train(_config(tmp_path / "p", "training.epochs=1", "training.refit_heads=false"), tmp_path / "p" / "m", progress=False)
     a, b = load(tmp_path / "m"), load(tmp_path / "p" / "m")
     for (name, x), (_, y) in zip(a.encoder.state_dict().items(), b.encoder.state_dict().items()):
         assert torch.equal(x, y), name  # the second stage never moves the encoder
@@ -133,3 +133,17 @@ def test_predictions_are_per_example_in_data_order_and_give_evaluates_scores(tmp
     for param in other.heads["topic"].parameters():
         torch.nn.init.normal_(param, std=5.0)
     assert predictions(other, sources, "dev")[1]["topic"] != pred["topic"]
+
+
+def test_the_refit_stage_leaves_frozen_heads_alone(tmp_path) -> None:
+    """refit_heads (on by default) is training too: a head in freeze.heads, or everything under
+    freeze.all, comes out of the refit stage exactly as it went in."""
+    train(_config(tmp_path, "training.epochs=1", "freeze.heads=[topic]"), tmp_path / "m", progress=False)
+    metrics = json.loads((tmp_path / "m" / "training" / "metrics.json").read_text())
+    assert set(metrics["refit"]) == {"ner"}
+    plain = tmp_path / "p" / "m"
+    train(_config(tmp_path / "p", "training.epochs=1", "freeze.heads=[topic]", "training.refit_heads=false"), plain, progress=False)
+    refit, kept = load(tmp_path / "m").heads["topic"].state_dict(), load(plain).heads["topic"].state_dict()
+    assert all(torch.equal(refit[k], kept[k]) for k in kept)
+    train(_config(tmp_path / "all", "training.epochs=1", "freeze.all=true"), tmp_path / "all" / "m", progress=False)
+    assert "refit" not in json.loads((tmp_path / "all" / "m" / "training" / "metrics.json").read_text())

@@ -100,7 +100,8 @@ def auto_teachers(cfg: RunConfig) -> list[str]:
 
 def teacher_config(cfg: RunConfig, task: str) -> RunConfig:
     """`cfg` reduced to one task: its data (each dataset's other labels dropped), the same encoder and
-    loop, no teachers and no anchor (a teacher is judged on its task; its embedding is never served)."""
+    loop, no teachers, no anchor and no refit stage: the single-task recipe of configs/single/ that the
+    benchmark's teachers follow (a teacher is judged on its task; its embedding is never served)."""
     import copy
 
     one = copy.deepcopy(cfg)
@@ -109,7 +110,7 @@ def teacher_config(cfg: RunConfig, task: str) -> RunConfig:
     for d in one.datasets:
         d.labels = {task: d.labels[task]}
     tr = one.training
-    tr.distill_teachers, tr.distill_other_texts, tr.anchor_weight = {}, 0.0, 0.0
+    tr.distill_teachers, tr.distill_other_texts, tr.anchor_weight, tr.refit_heads = {}, 0.0, 0.0, False  # as configs/single/
     tr.weighting, tr.weighting_options, tr.select_metric, tr.select_reference = "equal", {}, "mean", {}
     one.freeze.heads = [h for h in one.freeze.heads if h == task]
     return one

@@ -22,7 +22,10 @@ def refit_heads(model: MultiTaskModel, sources: list[Source], cfg: RunConfig, sa
     frozen encoder (cached features, the frozen-head solvers) and keep the refit head only where its
     dev score beats the jointly trained one. The encoder does not change. Returns a line per task."""
     tr = cfg.training
-    names = [t for t in model.tasks if head_class(model.tasks[t]).per_text]
+    if cfg.freeze.all:
+        return {}  # nothing may learn
+    # A head the config freezes (freeze.heads) stays as it is: the refit is training too.
+    names = [t for t in model.tasks if head_class(model.tasks[t]).per_text and t not in cfg.freeze.heads]
     if not names:
         return {}
     with torch.no_grad():
