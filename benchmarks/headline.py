@@ -15,6 +15,7 @@ rows (their format: per task value, sd, seeds, seconds, trainable parameters) pl
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -62,9 +63,15 @@ def markdown(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def relative_paths(text: str) -> str:
+    """The source's recorded commands name run folders by this machine's absolute path
+    (/somewhere/runs/...): keep them relative to the repository, as every results file should."""
+    return re.sub(r"(?<![\w.])/[^\s\"']*?/(runs/)", r"\1", text)
+
+
 def main() -> int:
     doc = build()
-    (ROOT / OUT).write_text(json.dumps(doc, indent=1) + "\n")
+    (ROOT / OUT).write_text(relative_paths(json.dumps(doc, indent=1)) + "\n")
     (ROOT / OUT).with_suffix(".md").write_text(markdown(doc))
     print(markdown(doc))
     return 0
