@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             metrics = json.loads((folder / "training" / "metrics.json").read_text())
             model = load(folder)
             # The saved model's own dev scores (after refit_heads' second stage, where an arm has it).
-            sources, _ = build_sources(cfg, splits=("dev",))
+            sources, _ = build_sources(cfg)  # label sets come from the train split
             dev = evaluate(model, sources, "dev", cfg.training.eval_batch_size)
             row = {
                 "arm": arm, "seed": seed, "seconds": round(seconds, 1),
