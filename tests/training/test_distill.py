@@ -411,7 +411,7 @@ def test_an_auto_teacher_is_trained_first_into_the_run_folder_then_teaches(tmp_p
 
 def test_resume_reuses_a_finished_auto_teacher(tmp_path):
     """A run stopped after its teacher finished (no joint checkpoint yet) continues with --resume from it."""
-    from polyhead.training.distill import teacher_config
+    from polyhead.training.teachers import teacher_config
 
     cfg = _run_config(tmp_path, "training.distill_teachers={topic: auto}", epochs=1)
     teacher = tmp_path / "run" / "teachers" / "topic"

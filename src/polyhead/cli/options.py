@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 
 from .. import __version__
 from ..console import PROG
-from . import commands
+from . import commands, evaluate
 
 
 class LibraryChoices(Sequence):
@@ -356,7 +356,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--against", default=None, metavar="ENCODER",
                    help="measure how far the embedding moved from this encoder or model folder (default: where the "
                         "config's training started: training.init_from, else encoder.model); none: skip")
-    p.set_defaults(func=commands.cmd_evaluate)
+    p.set_defaults(func=evaluate.cmd_evaluate)
 
 
 def _add_benchmark(sub: argparse._SubParsersAction) -> None:

@@ -86,59 +86,8 @@ def mean_sq_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 # -- checks -------------------------------------------------------------------------------------
 # A teacher folder that `polyhead benchmark` fills in: its single-task model of the task, same seed.
 SINGLE_TEACHER = "{single}"
-# A teacher `polyhead train` makes itself: a single-task model of that task, trained first into
-# OUTPUT/teachers/TASK from the same config (reused by --resume). In `polyhead benchmark` it is
-# the benchmark's single-task model of the task and seed, as {single} is.
+# A teacher `polyhead train` trains itself first (training/teachers.py).
 AUTO_TEACHER = "auto"
-TEACHERS_DIR = "teachers"
-
-
-def auto_teachers(cfg: RunConfig) -> list[str]:
-    """The tasks whose teacher the run trains itself (training.distill_teachers.TASK: auto)."""
-    return [t for t, folder in cfg.training.distill_teachers.items() if folder == AUTO_TEACHER]
-
-
-def teacher_config(cfg: RunConfig, task: str) -> RunConfig:
-    """`cfg` reduced to one task: its data (each dataset's other labels dropped), the same encoder and
-    loop, no teachers, no anchor and no refit stage: the single-task recipe of configs/single/ that the
-    benchmark's teachers follow (a teacher is judged on its task; its embedding is never served)."""
-    import copy
-
-    one = copy.deepcopy(cfg)
-    one.tasks = [t for t in one.tasks if t.name == task]
-    one.datasets = [d for d in one.datasets if task in d.labels]
-    for d in one.datasets:
-        d.labels = {task: d.labels[task]}
-    tr = one.training
-    tr.distill_teachers, tr.distill_other_texts, tr.anchor_weight, tr.refit_heads = {}, 0.0, 0.0, False  # as configs/single/
-    tr.weighting, tr.weighting_options, tr.select_metric, tr.select_reference = "equal", {}, "mean", {}
-    one.freeze.heads = [h for h in one.freeze.heads if h == task]
-    return one
-
-
-def train_auto_teachers(cfg: RunConfig, out: Path, resume: bool, train_one: Callable[..., Any],
-                        say: Callable[[str], None]) -> RunConfig:
-    """Train every `auto` teacher into out/teachers/TASK (with `resume`: reuse a finished one, continue
-    an unfinished one) and return a copy of `cfg` whose teachers are those folders."""
-    auto = auto_teachers(cfg)
-    if not auto:
-        return cfg
-    import copy
-
-    from .checkpoint import CHECKPOINT_DIR, LATEST
-
-    resolved = copy.deepcopy(cfg)
-    for task in auto:
-        folder = out / TEACHERS_DIR / task
-        unfinished = (folder / CHECKPOINT_DIR / LATEST).is_file()
-        if resume and (folder / CONFIG_FILE).is_file() and not unfinished:
-            say(f"teacher for {task}: the single-task model already trained in {folder}")
-        else:
-            say(f"teacher for {task}: training a single-task {task} model first, into {folder}"
-                + (" (continuing it)" if resume and unfinished else ""))
-            train_one(teacher_config(cfg, task), folder, resume=resume and unfinished, overwrite=not (resume and unfinished))
-        resolved.training.distill_teachers[task] = str(folder.resolve())
-    return resolved
 
 
 def enabled(cfg: RunConfig) -> bool:
@@ -163,7 +112,7 @@ def check_config(cfg: RunConfig) -> None:
         if task not in names:
             raise PolyheadError(f"training.distill_teachers names unknown task {task!r}; tasks are {', '.join(names)}")
         if folder == AUTO_TEACHER:
-            continue  # train() trains it first (train_auto_teachers)
+            continue  # train() trains it first (teachers.py)
         if folder == SINGLE_TEACHER:
             raise PolyheadError(
                 f"training.distill_teachers.{task} is {SINGLE_TEACHER}, which only polyhead benchmark fills in (with its "

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ from ..console import say as console_say
 from ..errors import PolyheadError
 from ..modeling.model import MultiTaskModel, load
 from ..modeling.tasks import TaskSpec
-from . import checkpoint, distill, retention
+from . import checkpoint, distill, retention, teachers
 from .batches import BatchStream
 from .build import build_model, lr_lambda, make_weighting
 from .checkpoint import CHECKPOINT_DIR
@@ -148,20 +146,15 @@ def train(
     t0 = time.time()
 
     # -- 1. Refuse, before any work, what would lose someone's files ----------------------------
-    # A run stopped while its own teachers trained (training.distill_teachers.TASK: auto) has no
-    # checkpoint yet: --resume continues the teachers, then starts the joint run.
-    teachers_only = (resume and bool(distill.auto_teachers(cfg)) and not (out / CHECKPOINT_DIR / checkpoint.LATEST).is_file()
-                     and (out / distill.TEACHERS_DIR).is_dir())
+    # A run stopped while its own teachers trained (distill_teachers.TASK: auto) has no checkpoint
+    # yet: --resume continues the teachers (teachers.py), then starts the joint run.
+    teachers_only = teachers.stopped_while_teaching(cfg, out, resume)
     if not teachers_only:
         checkpoint.check_output_dir(out, resume, overwrite)
     distill.check_config(cfg)  # teachers and anchor need the per-batch loop (not a frozen encoder)
-    if distill.auto_teachers(cfg):
-        if overwrite and int(os.environ.get("RANK", "0")) == 0:
-            shutil.rmtree(out / distill.TEACHERS_DIR, ignore_errors=True)  # a replaced run's teachers are stale
-        cfg = distill.train_auto_teachers(
-            cfg, out, resume, lambda c, folder, **kw: train(c, folder, device=device, progress=progress,
-                                                            log=teacher_log(folder.name, log or console_say), **kw),
-            log or console_say)
+    if teachers.auto_teachers(cfg):
+        cfg = teachers.prepare(cfg, out, resume, overwrite, lambda c, folder, **kw: train(c, folder, device=device, progress=progress, **kw),
+                               log or console_say)
         distill.check_config(cfg)  # the teachers are model folders now
         resume = resume and not teachers_only
 
@@ -242,16 +235,6 @@ def train(
     return finish(run, state)
 
 
-def teacher_log(task: str, say: Callable[[str], None]) -> Callable[[str], None]:
-    """An auto teacher's training lines, prefixed with its task; without the embedding warning (a
-    teacher is trained without the anchor on purpose: only its head is used, its embedding is never served)."""
-    def log(message: str) -> None:
-        if not message.startswith("warning: the sentence embedding moved"):
-            say(f"[teacher {task}] {message}")
-
-    return log
-
-
 # -- 2. devices ---------------------------------------------------------------------------------
 def make_accelerator(mixed_precision: str, device: str | None) -> Any:
     """An Accelerator for this run: CPU or GPU, mixed precision, DDP over however many processes."""
@@ -320,7 +303,7 @@ def build_run(cfg: RunConfig, out: Path, accelerator: Any, say: Callable[[str], 
     # Teacher and anchor targets, from the model as built: before any update or restored checkpoint.
     distiller = distill.build_distiller(cfg, sources, specs, model, total_steps, say)
     # How far the served embedding moves: the starting encoder's vectors for a sample of dev texts.
-    probe = retention.build_probe(model, sources, tr.eval_batch_size, seed=tr.seed) if encoder_trains(cfg) else None
+    probe = retention.build_probe(model, sources, tr.eval_batch_size, seed=tr.seed) if retention.encoder_trains(cfg) else None
     objective: nn.Module = Objective(model, weighting, distiller)
     optimizer = torch.optim.AdamW(groups, lr=tr.lr) if groups else None
     scheduler = None
@@ -330,11 +313,6 @@ def build_run(cfg: RunConfig, out: Path, accelerator: Any, say: Callable[[str], 
         objective, optimizer = accelerator.prepare(objective, optimizer)
     return Run(cfg, out, accelerator, say, sources, specs, model, weighting, objective, optimizer, scheduler, groups,
                batches, sampler, unfreezer, total_steps, trainable, distiller, probe)
-
-
-def encoder_trains(cfg: RunConfig) -> bool:
-    """Whether any encoder weight can change in this run (else its embedding is the starting one)."""
-    return not (cfg.freeze.encoder or cfg.freeze.all) or bool(cfg.freeze.gradual_unfreezing)
 
 
 # -- 4. resume ----------------------------------------------------------------------------------

@@ -63,6 +63,11 @@ def probe_texts(sources: Sequence[Source], max_texts: int = MAX_TEXTS, seed: int
     return unique, split
 
 
+def encoder_trains(cfg: Any) -> bool:
+    """Whether any encoder weight can change in a run (else its embedding is the starting one)."""
+    return not (cfg.freeze.encoder or cfg.freeze.all) or bool(cfg.freeze.gradual_unfreezing)
+
+
 def _encode(model: MultiTaskModel, texts: list[str], batch_size: int) -> np.ndarray:
     was_training = model.training
     try:
