@@ -22,6 +22,7 @@ from torch import nn
 from ..console import progress as progress_bar
 from ..console import say as console_say
 from ..errors import PolyheadError
+from ..modeling.card import retention_line
 from ..modeling.model import MultiTaskModel, load
 from ..modeling.tasks import TaskSpec
 from . import checkpoint, distill, retention, teachers
@@ -486,7 +487,7 @@ def finish(run: Run, state: TrainState) -> TrainResult:
             state.retention = measure_retention(run, state, state.epoch)
         state.retention["anchor_weight"] = run.cfg.anchor_weight  # what held it (the default when not given)
     result.retention = state.retention
-    run.say(f"embedding retention: {retention.summary_line(state.retention)}")
+    run.say(f"embedding retention: {retention_line(state.retention)}")
     warning = retention.retention_warning(state.retention, run.cfg.anchor_weight)
     if warning:
         run.say(warning)

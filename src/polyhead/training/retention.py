@@ -24,11 +24,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..modeling.card import retention_line
 from ..modeling.model import MultiTaskModel
 from .data import Source
 
-__all__ = ["RetentionProbe", "build_probe", "measure", "compare", "summary_line", "MAX_TEXTS", "NEIGHBOURS",
+__all__ = ["RetentionProbe", "build_probe", "measure", "compare", "MAX_TEXTS", "NEIGHBOURS",
            "WARN_BELOW", "retention_warning"]
 
 MAX_TEXTS = 500  # 124,750 pairs for the rank agreement; encoding them costs a few seconds on a CPU
@@ -146,11 +145,6 @@ def with_similarity(retention: dict[str, Any], probe: RetentionProbe, metrics: d
     sims = {t: {"before": round(b, 6), "after": round(float(metrics[t]["spearman"]), 6)}
             for t, b in probe.similarity_before.items() if t in metrics and "spearman" in metrics[t]}
     return {**retention, "similarity": sims} if sims else dict(retention)
-
-
-def summary_line(retention: dict[str, Any]) -> str:
-    """`cosine 0.962, rank agreement 0.941, 10-NN overlap 0.78 (500 dev texts)` (+ similarity tasks)."""
-    return retention_line(retention)
 
 
 def retention_warning(retention: dict[str, Any], anchor_weight: float, threshold: float | None = None) -> str | None:
