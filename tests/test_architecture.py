@@ -85,3 +85,53 @@ def test_long_modules_say_why(path):
         f"{path.relative_to(ROOT)} has {len(lines)} lines (> {MAX_LINES}): split it by concern, "
         "or say at its top, in a paragraph starting 'Why this module is long:', why it is one file"
     )
+
+
+# -- task kinds own their behaviour ---------------------------------------------------------------
+def _kind_names() -> set[str]:
+    from polyhead.kinds import ALIASES, KINDS
+
+    return set(KINDS) | set(ALIASES)
+
+
+def kind_name_comparisons(source: str, names: set[str]) -> list[int]:
+    """Lines of `source` that branch on a kind name: a comparison (==, !=, in, not in) with a
+    kind-name string, or a dict literal keyed by kind names (a lookup table in disguise)."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            strings = []
+            for op in operands:
+                if isinstance(op, ast.Constant):
+                    strings.append(op.value)
+                elif isinstance(op, (ast.Tuple, ast.List, ast.Set)):
+                    strings += [e.value for e in op.elts if isinstance(e, ast.Constant)]
+            if any(isinstance(s, str) and s in names for s in strings):
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Dict):
+            if any(isinstance(k, ast.Constant) and isinstance(k.value, str) and k.value in names for k in node.keys):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_no_module_outside_the_kinds_package_compares_a_kind_name():
+    names = _kind_names()
+    offenders = []
+    for path in _modules():
+        if _package_of(path) == "kinds":
+            continue
+        for line in kind_name_comparisons(path.read_text(encoding="utf-8"), names):
+            offenders.append(f"{path.relative_to(ROOT)}:{line}")
+    assert not offenders, ("kind-specific branches outside polyhead/kinds (ask the kind: kind_of(spec.kind)):\n"
+                           + "\n".join(offenders))
+
+
+def test_kind_name_check_sees_an_offender():
+    """The check above is not vacuous: it finds ==, in-tuple and dict-keyed kind branches."""
+    names = {"classification", "token"}
+    src = ("if spec.kind == 'token':\n    pass\n"
+           "x = kind in ('classification', 'other')\n"
+           "M = {'classification': 'accuracy'}\n"
+           "y = spec.kind == other\n")
+    assert kind_name_comparisons(src, names) == [1, 3, 4]

@@ -1,0 +1,192 @@
+"""Token classification (e.g. BIO named entities): a label per word, read at its first sub-token."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import DataError, PolyheadError
+from .base import IGNORE_INDEX, MLP, Head, Kind
+from .classification import balanced_weights, soft_cross_entropy
+from .metrics import entity_metrics
+from .tagging import bio_to_spans, first_subtokens, split_words
+
+
+class TokenHead(MLP, Head):
+    """Logits per sub-token from the per-token states."""
+
+    kind = "token"
+    reads = "token_embeddings"
+
+    def __init__(self, spec: Any, in_dim: int) -> None:
+        super().__init__(in_dim, len(spec.labels), spec.hidden_dim, spec.dropout)
+        self.label_smoothing = float(getattr(spec, "label_smoothing", 0.0) or 0.0)
+        weights = getattr(spec, "stats", {}).get("class_weights")
+        self.register_buffer("class_weights", torch.tensor(weights, dtype=torch.float32) if weights else None, persistent=False)
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits of shape (batch, seq, num_labels)."""
+        return self.net(features["token_embeddings"])
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy over labelled sub-tokens only (padding, specials, non-first pieces: -100)."""
+        return nn.functional.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX,
+            weight=self.class_weights, label_smoothing=self.label_smoothing,
+        )
+
+
+def is_iob(tag: str) -> bool:
+    """Whether a tag is O, B-TYPE or I-TYPE."""
+    return tag == "O" or (tag[:2] in ("B-", "I-") and len(tag) > 2)
+
+
+def bio_labels(entity_types: Sequence[str]) -> list[str]:
+    """The IOB2 label set for entity types: O, B-X, I-X, ..."""
+    out = ["O"]
+    for t in entity_types:
+        out += [f"B-{t}", f"I-{t}"]
+    return out
+
+
+class Token(Kind):
+    name = "token"
+    aliases = ("ner", "token_classification")
+    description = "a tag per word (BIO named entities), entity spans at predict time"
+    head = TokenHead
+    losses = ("cross_entropy",)
+    label_column = "tags"
+    min_labels = 1
+    token_level = True
+    words = True
+    metric = "entity_f1"
+    summary_metrics = ("entity_f1", "precision", "recall")
+    hub_task = "token-classification"
+    frozen_fit = True
+    weighted = True
+
+    @classmethod
+    def check_spec(cls, spec: Any) -> None:
+        if spec.labels and "O" not in spec.labels:
+            raise PolyheadError(f"task {spec.name!r}: a token task's labels must include 'O'")
+
+    @classmethod
+    def read_label(cls, value: Any, where: str, task: str, fmt: str) -> Any | None:
+        """A list of tags (one per word); the word count is checked by the reader."""
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(t, (str, int, float)) and not isinstance(t, bool) for t in value):
+            raise DataError(f"{where}: tags for task {task!r} must be a list of strings, one per word")
+        tags = [str(t) for t in value]
+        for t in tags:
+            if not is_iob(t):
+                raise DataError(f"{where}: tag {t!r} is not IOB (O, B-TYPE, I-TYPE)")
+        return tags
+
+    @classmethod
+    def label_values(cls, label: Any) -> list[str]:
+        return list(label)
+
+    @classmethod
+    def label_set(cls, configured: list[str] | None, train_labels: Sequence[Any]) -> list[str]:
+        """As configured, else O plus B-/I- of every entity type in the training tags."""
+        if configured:
+            return list(configured)
+        types = {tag.partition("-")[2] for tags in train_labels for tag in tags if tag != "O"}
+        return bio_labels(sorted(types))
+
+    @classmethod
+    def fit_stats(cls, spec: Any, train_labels: Sequence[Any]) -> dict[str, Any]:
+        weights = getattr(spec, "class_weights", None)
+        if weights is None:
+            return {}
+        if weights == "balanced":
+            counts: dict[str, int] = {}
+            for tags in train_labels:
+                for t in tags:
+                    counts[t] = counts.get(t, 0) + 1
+            return {"class_weights": balanced_weights(counts, spec.labels)}
+        return {"class_weights": [float(weights.get(lab, 1.0)) for lab in spec.labels]}
+
+    @classmethod
+    def batch_labels(cls, spec: Any, labels: Sequence[Any], firsts: list[list[int]] | None, shape: tuple[int, ...]) -> torch.Tensor:
+        """A label id at each word's first sub-token, IGNORE_INDEX elsewhere."""
+        index = {lab: i for i, lab in enumerate(spec.labels)}
+        out = torch.full(shape, IGNORE_INDEX, dtype=torch.long)
+        for i, tags in enumerate(labels):
+            if tags is None:
+                continue
+            for w, t in enumerate(firsts[i]):  # type: ignore[index]
+                if t >= 0:
+                    out[i, t] = index[tags[w]]
+        return out
+
+    @classmethod
+    def decode(cls, spec: Any, probs: np.ndarray, text: str, offsets: list) -> dict[str, Any]:
+        """Word tags from each word's first sub-token, then BIO spans as entities with char offsets."""
+        words = split_words(text)
+        firsts = first_subtokens([tuple(o) for o in offsets], words)
+        tags, scores = [], []
+        for t in firsts:
+            if t < 0:  # the word was cut off by truncation
+                tags.append("O")
+                scores.append(1.0)
+            else:
+                best = int(probs[t].argmax())
+                tags.append(spec.labels[best])
+                scores.append(float(probs[t][best]))
+        entities = []
+        for typ, start, end in bio_to_spans(tags):
+            cs, ce = words[start][0], words[end - 1][1]
+            entities.append(
+                {
+                    "text": text[cs:ce],
+                    "type": typ,
+                    "start_char": cs,
+                    "end_char": ce,
+                    "start_word": start,
+                    "end_word": end,
+                    "score": float(np.mean(scores[start:end])),
+                }
+            )
+        return {"entities": entities, "words": [text[s:e] for s, e in words], "tags": tags}
+
+    @classmethod
+    def guesses(cls, spec: Any, output: np.ndarray, firsts: list[list[int]] | None) -> list[Any]:
+        """One tag per word, read at its first sub-token (words cut off by truncation: O)."""
+        ids = output.argmax(-1)
+        return [[spec.labels[int(ids[i, t])] if t >= 0 else "O" for t in row] for i, row in enumerate(firsts or [])]
+
+    @classmethod
+    def metrics(cls, gold: list, pred: list, spec: Any | None = None) -> dict[str, float]:
+        return entity_metrics(gold, pred)
+
+    @classmethod
+    def describe_labels(cls, task: dict[str, Any]) -> str:
+        labels = [str(x) for x in task.get("labels") or []]
+        types = sorted({x[2:] for x in labels if x[:2] in ("B-", "I-")})
+        return f"entity types {', '.join(types) or '–'} (tags {', '.join(labels)})"
+
+    @classmethod
+    def arrow_columns(cls, spec: Any) -> dict[str, Any]:
+        import pyarrow as pa
+
+        entity = pa.struct([("text", pa.string()), ("type", pa.string()), ("start_char", pa.int32()),
+                            ("end_char", pa.int32()), ("score", pa.float32())])
+        return {"entities": pa.list_(entity)}
+
+    @classmethod
+    def arrow_values(cls, spec: Any, preds: list[dict[str, Any]]) -> dict[str, list]:
+        fields = ("text", "type", "start_char", "end_char", "score")
+        return {"entities": [[{k: e[k] for k in fields} for e in p["entities"]] for p in preds]}
+
+    @classmethod
+    def distill_loss(cls, student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor | None, lam: float) -> torch.Tensor:
+        """Cross-entropy at labelled words against lam * softmax(teacher) + (1 - lam) * onehot(gold)."""
+        return soft_cross_entropy(student, teacher, labels, lam)
+
+
+# first_subtokens is what collation uses to find each word's first sub-token.
+__all__ = ["Token", "TokenHead", "bio_labels", "first_subtokens", "is_iob"]
