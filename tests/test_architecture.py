@@ -95,8 +95,9 @@ def _kind_names() -> set[str]:
 
 
 def kind_name_comparisons(source: str, names: set[str]) -> list[int]:
-    """Lines of `source` that branch on a kind name: a comparison (==, !=, in, not in) with a
-    kind-name string, or a dict literal keyed by kind names (a lookup table in disguise)."""
+    """Lines of `source` that branch on a kind name: a comparison (==, !=, in, not in) of something
+    named like a kind (`spec.kind`, `t["kind"]`, `kind`) with a kind-name string, or a dict literal
+    keyed by two or more kind names (a per-kind lookup table)."""
     lines = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Compare):
@@ -107,10 +108,12 @@ def kind_name_comparisons(source: str, names: set[str]) -> list[int]:
                     strings.append(op.value)
                 elif isinstance(op, (ast.Tuple, ast.List, ast.Set)):
                     strings += [e.value for e in op.elts if isinstance(e, ast.Constant)]
-            if any(isinstance(s, str) and s in names for s in strings):
+            kindish = any("kind" in ast.unparse(op) for op in operands if not isinstance(op, ast.Constant))
+            if kindish and any(isinstance(s, str) and s in names for s in strings):
                 lines.append(node.lineno)
         elif isinstance(node, ast.Dict):
-            if any(isinstance(k, ast.Constant) and isinstance(k.value, str) and k.value in names for k in node.keys):
+            keyed = [k for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str) and k.value in names]
+            if len(keyed) >= 2:
                 lines.append(node.lineno)
     return lines
 
@@ -129,9 +132,12 @@ def test_no_module_outside_the_kinds_package_compares_a_kind_name():
 
 def test_kind_name_check_sees_an_offender():
     """The check above is not vacuous: it finds ==, in-tuple and dict-keyed kind branches."""
-    names = {"classification", "token"}
+    names = {"classification", "token", "pair"}
     src = ("if spec.kind == 'token':\n    pass\n"
            "x = kind in ('classification', 'other')\n"
-           "M = {'classification': 'accuracy'}\n"
-           "y = spec.kind == other\n")
-    assert kind_name_comparisons(src, names) == [1, 3, 4]
+           "M = {'classification': 'accuracy', 'token': 'entity_f1'}\n"
+           "y = spec.kind == other\n"
+           "z = batch['kind'] != 'pair'\n"
+           "header = ['id', 'token'] == row\n"
+           "record = {'token': 1}\n")
+    assert kind_name_comparisons(src, names) == [1, 3, 4, 6]

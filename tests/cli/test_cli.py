@@ -162,5 +162,5 @@ def test_new_creates_a_model_that_predict_reads(tmp_path):
     pred = run("predict", str(folder), "Hello there", "--precision", "fp32")
     assert pred.returncode == 0, pred.stderr.decode()
     assert set(json.loads(pred.stdout)["tasks"]) == {"topic", "ner"}
-    bad = run("new", str(tmp_path / "x"), "--task", "topic=regression")
+    bad = run("new", str(tmp_path / "x"), "--task", "topic=ordinal")
     assert bad.returncode == 1 and "unknown kind" in bad.stderr.decode()

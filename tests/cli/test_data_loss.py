@@ -159,6 +159,7 @@ def test_benchmark_does_not_delete_folders_it_did_not_make(tiny_dir: Path, tmp_p
 
 
 # -- demo ------------------------------------------------------------------------------------------
+@pytest.mark.slow  # `make test-slow` (and CI) runs it
 def test_demo_continues_after_ctrl_c(tmp_path: Path) -> None:
     """Ctrl-C during the demo's training, then `polyhead demo` again: it resumes and finishes
     (it used to fail for ever with "pass --resume", a flag the demo does not take)."""

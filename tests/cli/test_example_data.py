@@ -79,6 +79,7 @@ def test_generator_reproduces_the_shipped_data(tmp_path: Path) -> None:
     assert sum(all(t == "O" for t in r["tags"]) for r in train) > len(train) / 5  # many with no entity
 
 
+@pytest.mark.slow  # `make test-slow` (and CI) runs it
 def test_demo_output_reads_right(tmp_path: Path) -> None:
     """`polyhead demo` on the shipped config: dev scores, the model folder, the playground hint, and
     the right intent, sentiment and entities for every sentence it (and the screenshot) shows."""

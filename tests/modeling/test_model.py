@@ -162,7 +162,7 @@ def test_corrupt_json_is_a_clear_error(model, tmp_path):
 
 def test_task_spec_validation():
     with pytest.raises(PolyheadError, match="unknown kind"):
-        TaskSpec("x", "regression")
+        TaskSpec("x", "ordinal")
     with pytest.raises(PolyheadError, match="must include 'O'"):
         TaskSpec("x", "token", ["B-PER", "I-PER"])
     with pytest.raises(PolyheadError, match="not valid"):

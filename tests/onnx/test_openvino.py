@@ -21,7 +21,7 @@ pytest.importorskip("onnx")
 from polyhead import MultiTaskModel, PolyheadError, load  # noqa: E402
 from polyhead.cli.commands import cmd_export  # noqa: E402
 from polyhead.modeling.backend import InferenceModel  # noqa: E402
-from polyhead.onnx.graph import softmax  # noqa: E402
+from polyhead.kinds.base import softmax  # noqa: E402
 from polyhead.onnx.openvino import (  # noqa: E402
     CALIBRATION_SAMPLE,
     MANIFEST,

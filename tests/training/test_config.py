@@ -57,7 +57,7 @@ def _error(fn, *args) -> str:
         ("tasks.0.delimiter=ab", "tasks[0].delimiter: expected a single character (or null), got 'ab'"),
         ("tasks.t.score_range=[1]", "tasks[0].score_range: expected a list of 2 numbers, got [1]"),
         ("tasks.n.labels=[O, 3, [x]]", "tasks[1].labels[2]: expected a string, got ['x']"),
-        ("tasks.0.kind=tree", "tasks[0].kind: expected one of classification, token, similarity"),
+        ("tasks.0.kind=tree", "tasks[0].kind: expected one of classification, multilabel, regression, token, similarity"),
         ("tasks.0.loss=contrastive", "tasks[0]: task 't': loss 'contrastive' does not fit kind 'classification'"),
         ("encoder.pooling=sum", "encoder.pooling: expected one of mean, cls, max, got 'sum'"),
         ("training.weighting_options={weights: {t: 1}}", "training.weighting_options: 'equal' weighting got unknown option"),

@@ -129,7 +129,7 @@ def test_cached_teacher_logits_equal_the_students_at_step_zero_when_the_teacher_
     with torch.no_grad():
         for batch in batches:
             index = batch["index"]
-            if batch["kind"] == "pair":
+            if batch["pairs"]:
                 head = model.heads["sts"]
                 a, b = head(model.encoder(**batch["a"])), head(model.encoder(**batch["b"]))
                 ta, tb = (t[index].float() for t in distiller.pairs["sts"])
@@ -175,7 +175,7 @@ def test_anchor_loss_is_zero_at_the_start_and_grows_with_training(tmp_path):
     def anchor(batch) -> float:
         model.eval()
         with torch.no_grad():
-            sides = ["a", "b"] if batch["kind"] == "pair" else ["inputs"]
+            sides = ["a", "b"] if batch["pairs"] else ["inputs"]
             return distiller.anchor_loss(batch, [model.encoder(**batch[s])["pooled"] for s in sides]).item()
 
     assert all(anchor(b) < 1e-5 for b in batches)  # the student is the original (fp16 cache rounding only)
@@ -291,6 +291,7 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return out
 
 
+@pytest.mark.slow  # `make test-slow` (and CI) runs it
 def test_an_interrupted_distillation_run_resumes_to_the_uninterrupted_result(teachers, tmp_path):
     import shutil
 
@@ -386,7 +387,7 @@ def test_other_texts_without_teachers_is_refused(tmp_path):
 def test_other_texts_with_only_a_similarity_teacher_is_refused(teachers, tmp_path):
     rel = os.path.relpath(teachers / "teachers", teachers)
     cfg = _run_config(teachers, f"training.distill_teachers={{sts: {rel}/sts}}", "training.distill_other_texts=1.0", epochs=1)
-    assert "applies to classification and token teachers" in _error(cfg, tmp_path / "out")
+    assert "applies to teachers of per-text tasks" in _error(cfg, tmp_path / "out")
 
 
 # -- auto teachers: polyhead train trains the single-task teacher first -----------------------------

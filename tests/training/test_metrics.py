@@ -119,6 +119,8 @@ def test_similarity_constant_and_tiny_inputs_are_nan_safe():
 def test_metric_for_kind_names_real_keys():
     assert METRIC_FOR_KIND == {
         "classification": "accuracy",
+        "multilabel": "micro_f1",
+        "regression": "pearson",
         "token": "entity_f1",
         "similarity": "spearman",
     }

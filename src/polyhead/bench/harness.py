@@ -145,7 +145,9 @@ def embedding_pairs(cfg: RunConfig) -> RunConfig | None:
     """The config's similarity task with a test file, alone (the served-embedding score's data), or None."""
     import copy
 
-    tasks = [t for t in cfg.tasks if t.kind == "similarity" and cfg.resolve(t.test) is not None and cfg.resolve(t.test).is_file()]
+    from ..kinds import kind_of
+
+    tasks = [t for t in cfg.tasks if kind_of(t.kind).cosine and cfg.resolve(t.test) is not None and cfg.resolve(t.test).is_file()]
     if not tasks:
         return None
     pairs = copy.deepcopy(cfg)

@@ -41,7 +41,6 @@ BACKENDS = ("torch", "onnx", "openvino")
 # Rows handed to an actor per call. The backend then sorts them by length and runs forward
 # passes of `batch_size` texts, so a large call pads less than many small ones.
 DEFAULT_ROWS_PER_CALL = 512
-ENTITY_FIELDS = ("text", "type", "start_char", "end_char", "score")
 
 
 def require_ray() -> Any:
@@ -150,20 +149,12 @@ class PolyheadPredictor:
         cols: dict[str, Any] = {}
         if self.embeddings:
             cols["embedding"] = pa.list_(pa.float32(), int(self.model.describe()["dimensions"]))
+        from ..kinds import kind_of
+
         for name in self.tasks:
             spec = self.model.tasks[name]
-            if spec.kind == "classification":
-                cols[f"{name}_label"] = pa.string()
-                cols[f"{name}_score"] = pa.float32()
-                cols[f"{name}_scores"] = pa.struct([(label, pa.float32()) for label in spec.labels])
-            elif spec.kind == "token":
-                entity = pa.struct([
-                    ("text", pa.string()), ("type", pa.string()),
-                    ("start_char", pa.int32()), ("end_char", pa.int32()), ("score", pa.float32()),
-                ])
-                cols[f"{name}_entities"] = pa.list_(entity)
-            else:  # a per-text head kind this integration does not know how to lay out
-                raise PolyheadError(f"task {name!r} is a {spec.kind} head, which has no Ray Data columns yet")
+            for suffix, kind_type in kind_of(spec.kind).arrow_columns(spec).items():
+                cols[f"{name}_{suffix}"] = kind_type
         if self.worker_column:
             cols[self.worker_column] = pa.string()
         return cols
@@ -202,14 +193,13 @@ class PolyheadPredictor:
             dim = self.columns["embedding"].list_size
             flat = np.asarray([r["embedding"] for r in results], dtype=np.float32).reshape(n * dim)
             out["embedding"] = pa.FixedSizeListArray.from_arrays(pa.array(flat, type=pa.float32()), dim)
+        from ..kinds import kind_of
+
         for name in self.tasks:
+            spec = self.model.tasks[name]
             preds = [r["tasks"][name] for r in results]
-            if self.model.tasks[name].kind == "classification":
-                out[f"{name}_label"] = [p["label"] for p in preds]
-                out[f"{name}_score"] = [p["score"] for p in preds]
-                out[f"{name}_scores"] = [p["scores"] for p in preds]
-            else:
-                out[f"{name}_entities"] = [[{k: e[k] for k in ENTITY_FIELDS} for e in p["entities"]] for p in preds]
+            for suffix, values in kind_of(spec.kind).arrow_values(spec, preds).items():
+                out[f"{name}_{suffix}"] = values
         if self.worker_column:
             out[self.worker_column] = [self.worker] * n
         return out

@@ -71,13 +71,16 @@ class Kind:
     has_labels: ClassVar[bool] = True  # predicts from a label set (classification, tagging, ...)
     min_labels: ClassVar[int] = 2
     pairs: ClassVar[bool] = False  # its data are pairs of texts, encoded one text at a time
+    cosine: ClassVar[bool] = False  # it scores a pair by the cosine of the two embeddings (from_cosine)
     per_text: ClassVar[bool] = True  # predicted for a single text by predict() and /predict
     token_level: ClassVar[bool] = False  # outputs (batch, sequence, n) and needs token offsets
     words: ClassVar[bool] = False  # its examples are word lists (CoNLL files, "tokens" columns)
+    activation: ClassVar[str] = "softmax"  # what activate() applies to the raw output (exported graphs say it)
     metric: ClassVar[str]  # the dev metric that picks the best checkpoint
     summary_metrics: ClassVar[tuple[str, ...]]  # what a model card's score table shows
     hub_task: ClassVar[str]  # the Hugging Face Hub pipeline tag
     frozen_fit: ClassVar[bool] = False  # a linear head can be fit on cached encoder features
+    tunes: ClassVar[bool] = False  # fits decision settings on dev after training (tune)
     weighted: ClassVar[bool] = False  # takes class_weights and label_smoothing
 
     # -- the spec ---------------------------------------------------------------------------
@@ -171,6 +174,16 @@ class Kind:
         return {}
 
     # -- reporting --------------------------------------------------------------------------
+    @classmethod
+    def from_cosine(cls, task: dict[str, Any], cos: np.ndarray) -> list[float]:
+        """A cosine kind's scores on its own scale from the pairs' cosines (`task`: /info's entry)."""
+        raise NotImplementedError(f"{cls.name} tasks do not score pairs by cosine")
+
+    @classmethod
+    def facts(cls, spec: Any) -> dict[str, Any]:
+        """What /info and `polyhead info` show about a task besides its name, kind and labels."""
+        return {}
+
     @classmethod
     def describe_labels(cls, task: dict[str, Any]) -> str:
         """What a model card says the task predicts (`task`: the saved spec as a dict)."""

@@ -56,11 +56,13 @@ class MultiLabel(Kind):
     losses = ("binary_cross_entropy",)
     label_column = "labels"
     min_labels = 1
+    activation = "sigmoid, then each label's threshold"
     metric = "micro_f1"
     summary_metrics = ("micro_f1", "macro_f1", "exact_match")
     hub_task = "text-classification"
     frozen_fit = True
     weighted = True
+    tunes = True
 
     @classmethod
     def read_label(cls, value: Any, where: str, task: str, fmt: str) -> Any | None:
@@ -161,6 +163,10 @@ class MultiLabel(Kind):
             best = np.flatnonzero(f1 == f1.max())
             chosen.append(float(grid[best[np.argmin(np.abs(grid[best] - DEFAULT_THRESHOLD))]]))
         return {"thresholds": chosen}
+
+    @classmethod
+    def facts(cls, spec: Any) -> dict[str, Any]:
+        return {"thresholds": {lab: float(t) for lab, t in zip(spec.labels, cls.thresholds(spec))}}
 
     @classmethod
     def describe_labels(cls, task: dict[str, Any]) -> str:

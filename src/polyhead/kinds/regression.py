@@ -48,6 +48,7 @@ class Regression(Kind):
     losses = ("mse", "huber")
     label_column = "score"
     has_labels = False  # `labels` name the outputs of a vector target; none for one number
+    activation = "output * target_std + target_mean"
     metric = "pearson"
     summary_metrics = ("pearson", "spearman", "mae", "rmse")
     hub_task = "text-classification"  # the Hub files regression heads under text classification
@@ -139,6 +140,11 @@ class Regression(Kind):
     @classmethod
     def metrics(cls, gold: list, pred: list, spec: Any | None = None) -> dict[str, float]:
         return regression_metrics(gold, pred)
+
+    @classmethod
+    def facts(cls, spec: Any) -> dict[str, Any]:
+        mean, std = cls._affine(spec)
+        return {"target_mean": mean.tolist(), "target_std": std.tolist()}
 
     @classmethod
     def describe_labels(cls, task: dict[str, Any]) -> str:

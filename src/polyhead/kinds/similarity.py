@@ -7,7 +7,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import PolyheadError
 from .base import Head, Kind, finite_number
 from .metrics import similarity_metrics
 
@@ -99,16 +98,16 @@ class Similarity(Kind):
     label_column = "score"
     has_labels = False
     pairs = True
+    cosine = True
     per_text = False
-    exported = False  # the exported graph's sentence_embedding is what it scores
+    activation = "cosine of the two texts' outputs"
     metric = "spearman"
     summary_metrics = ("spearman", "pearson")
     hub_task = "sentence-similarity"
 
     @classmethod
     def check_spec(cls, spec: Any) -> None:
-        if spec.labels:
-            raise PolyheadError(f"task {spec.name!r}: a similarity task has no labels (it scores pairs)")
+        spec.labels = []  # it scores pairs: a label list given for it means nothing
 
     @classmethod
     def read_label(cls, value: Any, where: str, task: str, fmt: str) -> Any | None:
@@ -134,6 +133,17 @@ class Similarity(Kind):
     @classmethod
     def metrics(cls, gold: list, pred: list, spec: Any | None = None) -> dict[str, float]:
         return similarity_metrics(gold, pred)
+
+    @classmethod
+    def from_cosine(cls, task: dict[str, Any], cos: np.ndarray) -> list[float]:
+        """Training maps gold scores onto [0, 1] cosine targets; this is the inverse, clipped
+        because a cosine below 0 has no meaning on a 0-5 scale."""
+        low, high = task["score_range"]
+        return [float(np.clip(low + c * (high - low), low, high)) for c in cos]
+
+    @classmethod
+    def facts(cls, spec: Any) -> dict[str, Any]:
+        return {"score_range": list(spec.score_range)}
 
     @classmethod
     def describe_labels(cls, task: dict[str, Any]) -> str:

@@ -9,8 +9,8 @@ from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from ..errors import PolyheadError
+from ..kinds import TaskSpec, kind_of
 from .heads import decode
-from .tasks import TaskSpec
 
 
 @runtime_checkable
@@ -50,12 +50,12 @@ class InferenceModel(Protocol):
 
 
 def describe_tasks(tasks: dict[str, TaskSpec]) -> list[dict[str, Any]]:
-    """Each task's name, kind and labels (and score range for similarity), as /info shows them."""
+    """Each task's name, kind and labels (and what its kind adds: a similarity task's score range,
+    a multi-label task's thresholds), as /info shows them."""
     out = []
     for name, spec in tasks.items():
         entry: dict[str, Any] = {"name": name, "kind": spec.kind, "labels": list(spec.labels or [])}
-        if spec.kind == "similarity":
-            entry["score_range"] = list(spec.score_range)
+        entry.update(kind_of(spec.kind).facts(spec))
         out.append(entry)
     return out
 
@@ -134,7 +134,8 @@ def prediction(
     probs: dict[str, np.ndarray],
     offsets: list,
 ) -> dict[str, Any]:
-    """One text's `predict()` item from its embedding (None: left out) and each task's probabilities."""
+    """One text's `predict()` item from its embedding (None: left out) and each task's activated
+    output row (heads.activate: probabilities, or numbers in the data's units)."""
     item: dict[str, Any] = {"text": text}
     if embedding is not None:
         item["embedding"] = embedding

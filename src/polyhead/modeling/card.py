@@ -38,6 +38,7 @@ import yaml
 from ..console import say
 from ..errors import PolyheadError
 from ..io import read_json, write_text_atomic
+from ..kinds import KINDS, Kind, canonical
 
 CARD_FILE = "README.md"
 FALLBACK_CARD_FILE = "MODEL_CARD.md"
@@ -45,14 +46,6 @@ MARKER_PREFIX = "<!-- polyhead model card:"
 MARKER = f"{MARKER_PREFIX} rewritten on save; delete this line to keep your own edits -->"
 TRAINING_DIR = "training"  # as written by polyhead.training (read here as files, never imported)
 
-# What each head kind is called on the Hub, and its headline metric (as polyhead.training reports it).
-HUB_TASK = {"classification": "text-classification", "token": "token-classification", "similarity": "sentence-similarity"}
-HEADLINE = {"classification": "accuracy", "token": "entity_f1", "similarity": "spearman"}
-SUMMARY_METRICS = {
-    "classification": ("accuracy", "macro_f1"),
-    "token": ("entity_f1", "precision", "recall"),
-    "similarity": ("spearman", "pearson"),
-}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TOLD: set[str] = set()
 
@@ -128,7 +121,18 @@ def _split_metrics(data: dict[str, Any], split: str) -> dict[str, dict[str, floa
 
 def _headline(data: dict[str, Any], task: dict[str, Any]) -> str:
     named = (data["metrics"] or {}).get("headline_metrics") or {}
-    return str(named.get(task["name"]) or HEADLINE.get(task["kind"], ""))
+    kind = _kind(task)
+    return str(named.get(task["name"]) or (kind.metric if kind else ""))
+
+
+def _kind(task: dict[str, Any]) -> type[Kind] | None:
+    """The kind of a saved task entry (None for a kind this version does not know)."""
+    return KINDS.get(canonical(task.get("kind", "")))
+
+
+def _hub_task(task: dict[str, Any]) -> str:
+    kind = _kind(task)
+    return kind.hub_task if kind else str(task.get("kind"))
 
 
 def _data_files(config: dict[str, Any] | None) -> dict[str, dict[str, str]]:
@@ -173,14 +177,14 @@ def _retention(data: dict[str, Any]) -> dict[str, Any] | None:
 def front_matter(data: dict[str, Any]) -> dict[str, Any]:
     """The Hugging Face model-card metadata."""
     tasks = _tasks(data)
-    kinds = [k for k in HUB_TASK if any(t["kind"] == k for t in tasks)]
+    hub_tasks = list(dict.fromkeys(_hub_task(t) for t in tasks))
     header: dict[str, Any] = {"library_name": "polyhead"}
     base = hub_base_model((data["model"].get("encoder") or {}).get("name_or_path"))
     if base:
         header["base_model"] = base
     header["pipeline_tag"] = "sentence-similarity"
     header["tags"] = ["polyhead", "multi-task", "sentence-embeddings"] + [
-        HUB_TASK[k] for k in kinds if HUB_TASK[k] != "sentence-similarity"
+        h for h in hub_tasks if h != header["pipeline_tag"]
     ]
     files = _data_files(data["config"])
     results = []
@@ -192,7 +196,7 @@ def front_matter(data: dict[str, Any]) -> dict[str, Any]:
                 continue
             dataset = files.get(task["name"], {}).get(split) or task["name"]
             results.append({
-                "task": {"type": HUB_TASK.get(task["kind"], task["kind"]), "name": task["name"]},
+                "task": {"type": _hub_task(task), "name": task["name"]},
                 "dataset": {"type": dataset, "name": dataset, "split": split},
                 "metrics": [{"type": metric, "value": round(float(value), 4), "name": f"{split} {metric}"}],
             })
@@ -207,14 +211,8 @@ def front_matter(data: dict[str, Any]) -> dict[str, Any]:
 
 # -- the body -----------------------------------------------------------------------------------
 def _labels(task: dict[str, Any]) -> str:
-    labels = [str(x) for x in task.get("labels") or []]
-    if task["kind"] == "similarity":
-        low, high = (task.get("score_range") or [0, 1])[:2]
-        return f"cosine similarity of two texts (trained on gold scores {low:g}–{high:g})"
-    if task["kind"] == "token":
-        types = sorted({x[2:] for x in labels if x[:2] in ("B-", "I-")})
-        return f"entity types {', '.join(types) or '–'} (tags {', '.join(labels)})"
-    return ", ".join(labels) or "–"
+    kind = _kind(task)
+    return kind.describe_labels(task) if kind else ", ".join(str(x) for x in task.get("labels") or []) or "–"
 
 
 def _encoder_lines(data: dict[str, Any]) -> list[str]:
@@ -312,7 +310,8 @@ def _scores_section(data: dict[str, Any]) -> list[str]:
         if name not in dev and name not in test:
             rows.append(f"| {name} | – | – | – |")
             continue
-        names = list(SUMMARY_METRICS.get(task["kind"], ()))
+        kind = _kind(task)
+        names = list(kind.summary_metrics if kind else ())
         headline = _headline(data, task)
         names = [headline] + [m for m in names if m != headline]
         for metric in names:
@@ -328,7 +327,7 @@ def _scores_section(data: dict[str, Any]) -> list[str]:
 
 def _usage(data: dict[str, Any]) -> list[str]:
     name = data["name"]
-    per_text = [t["name"] for t in _tasks(data) if t["kind"] != "similarity"]
+    per_text = [t["name"] for t in _tasks(data) if (_kind(t) is None or _kind(t).per_text)]
     return [
         "## Use", "", "```python", "import polyhead", "",
         f'model = polyhead.load("{name}")  # this folder',

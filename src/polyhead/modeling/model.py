@@ -22,8 +22,8 @@ from .backbone import FIX_FOLDER, check_safetensors_file
 from .backend import describe_encoder, paired_similarity, prediction
 from .card import write_card
 from .encoder import Encoder, autocast_context
-from .heads import build_head, per_text_tasks
-from .tasks import TaskSpec
+from .heads import activate, build_head, per_text_tasks
+from ..kinds import TaskSpec, kind_of
 
 FORMAT_NAME = "polyhead-model"
 FORMAT_VERSION = 1
@@ -55,7 +55,7 @@ class MultiTaskModel(nn.Module):
             spec = TaskSpec.from_dict(spec)
         if spec.name in self.tasks:
             raise PolyheadError(f"a task named {spec.name!r} already exists")
-        if spec.kind in ("classification", "token") and not spec.labels:
+        if kind_of(spec.kind).has_labels and not spec.labels:
             raise PolyheadError(f"task {spec.name!r} has no labels; give them or take them from data")
         self.tasks[spec.name] = spec
         self.heads[spec.name] = build_head(spec, self.encoder.dim).to(self.encoder.device)
@@ -113,8 +113,9 @@ class MultiTaskModel(nn.Module):
         """For each text: its embedding and every (or each chosen) head's prediction, in input order.
 
         Classification heads give the label, its probability and all label probabilities;
-        token heads give entity spans with word and character offsets. Similarity heads
-        need pairs, so they appear in `similarity()`, not here.
+        multi-label heads the labels over their thresholds and every label's probability;
+        regression heads the number (or numbers); token heads entity spans with word and
+        character offsets. Pair heads need pairs, so they appear in `similarity()`, not here.
         """
         if isinstance(texts, str):
             texts = [texts]
@@ -130,7 +131,7 @@ class MultiTaskModel(nn.Module):
                 with autocast_context(self.encoder.precision, device):
                     out = self.forward(**enc, tasks=selected)
                 emb = out["sentence_embedding"].float().cpu().numpy() if embeddings else None
-                probs = {name: torch.softmax(out["heads"][name].float(), dim=-1).cpu().numpy() for name in selected}
+                probs = {name: activate(self.tasks[name], out["heads"][name].float().cpu().numpy()) for name in selected}
                 for row, i in enumerate(idx):
                     row_probs = {name: probs[name][row] for name in selected}
                     results[i] = prediction(texts[i], None if emb is None else emb[row], self.tasks, row_probs, offsets[row])

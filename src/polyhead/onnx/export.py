@@ -31,6 +31,7 @@ import numpy as np
 from .. import __version__
 from ..errors import PolyheadError
 from ..io import check_replaceable_dir, read_json, replace_dir, write_json_atomic
+from ..kinds import kind_of
 from ..modeling.encoder import Encoder
 from ..modeling.model import CONFIG_FILE, MultiTaskModel
 from .runtime import FORMAT_NAME, FORMAT_VERSION, FP32_FILE, INT8_FILE, MANIFEST, TOKENIZER_DIR, make_session
@@ -74,7 +75,7 @@ def export_onnx(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         inputs = _input_names(model)
-        heads = [name for name, spec in model.tasks.items() if spec.kind != "similarity"]
+        heads = [name for name, spec in model.tasks.items() if kind_of(spec.kind).per_text]
         outputs = ["sentence_embedding", "pooled"] + [f"logits.{name}" for name in heads]
         wrapper = _ExportWrapper(model, inputs, heads)
         probe = _probe_batch(model, inputs)
@@ -167,7 +168,7 @@ def _torch_export(model: Any, wrapper: Any, probe: dict, inputs: list, outputs: 
     dynamic = {n: {0: "batch", 1: "sequence"} for n in inputs}
     dynamic.update({"sentence_embedding": {0: "batch"}, "pooled": {0: "batch"}})
     for h in heads:
-        dynamic[f"logits.{h}"] = {0: "batch", 1: "sequence"} if model.tasks[h].kind == "token" else {0: "batch"}
+        dynamic[f"logits.{h}"] = {0: "batch", 1: "sequence"} if kind_of(model.tasks[h].kind).token_level else {0: "batch"}
     device = model.encoder.device
     args = tuple(torch.from_numpy(probe[n]).to(device) for n in inputs)
     was_training = model.training
@@ -322,8 +323,10 @@ def _output_specs(model: Any, heads: list[str]) -> list[dict[str, Any]]:
     ]
     for h in heads:
         spec = model.tasks[h]
-        shape = ["batch", "sequence", spec.num_labels] if spec.kind == "token" else ["batch", spec.num_labels]
-        specs.append({"name": f"logits.{h}", "dtype": "float32", "shape": shape, "task": h, "kind": spec.kind, "labels": spec.labels})
+        kind = kind_of(spec.kind)
+        shape = ["batch", "sequence", spec.num_labels] if kind.token_level else ["batch", spec.num_labels]
+        specs.append({"name": f"logits.{h}", "dtype": "float32", "shape": shape, "task": h, "kind": spec.kind, "labels": spec.labels,
+                      "activation": kind.activation, **kind.facts(spec)})
     return specs
 
 

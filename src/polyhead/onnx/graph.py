@@ -25,7 +25,7 @@ from ..modeling.backend import (
     paired_similarity,
     prediction,
 )
-from ..modeling.heads import per_text_tasks
+from ..modeling.heads import activate, per_text_tasks
 from ..modeling.model import select_tasks
 from ..modeling.tasks import TaskSpec
 
@@ -213,7 +213,7 @@ class GraphModel:
         with progress(len(texts), show_progress, "predicting") as bar:
             for idx, feed, offsets in self.batches(texts, batch_size, offsets=True):
                 outs = dict(zip(names, self._run(names, feed))) if names else {}
-                probs = {t: softmax(outs[f"logits.{t}"]) for t in selected}
+                probs = {t: activate(self.tasks[t], outs[f"logits.{t}"]) for t in selected}
                 for row, i in enumerate(idx):
                     emb = outs["sentence_embedding"][row] if embeddings else None
                     results[i] = prediction(texts[i], emb, self.tasks, {t: probs[t][row] for t in selected}, offsets[row])
@@ -246,12 +246,6 @@ class GraphModel:
     def describe(self) -> dict[str, Any]:
         """Static facts for /info and model cards, the same keys as MultiTaskModel.describe()."""
         return describe_encoder(self, self.info())
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float32, copy=False)
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 from .. import __version__
 from ..errors import PolyheadError
 from ..io import read_json
+from ..kinds import kind_of
 from .batcher import MicroBatcher
 from .errors import ApiError
 from .metrics import Metrics
@@ -37,8 +38,8 @@ class ServerContext:
 
     def __post_init__(self) -> None:
         self.task_specs = {t["name"]: t for t in self.facts["tasks"]}
-        self.default_tasks = [name for name, t in self.task_specs.items() if t["kind"] != "similarity"]
-        self.similarity_tasks = [t for t in self.facts["tasks"] if t["kind"] == "similarity"]
+        self.default_tasks = [name for name, t in self.task_specs.items() if kind_of(t["kind"]).per_text]
+        self.similarity_tasks = [t for t in self.facts["tasks"] if kind_of(t["kind"]).cosine]
 
     def check_limits(self, texts: Sequence[str], param: Callable[[int], str]) -> None:
         """Raise 413 for too many texts or a text over max_chars (param(i) names text i, param(-1) the list)."""
@@ -77,7 +78,7 @@ class ServerContext:
                 param="tasks",
                 code="unknown_task",
             )
-        pair_tasks = [t for t in chosen if self.task_specs[t]["kind"] == "similarity"]
+        pair_tasks = [t for t in chosen if not kind_of(self.task_specs[t]["kind"]).per_text]
         if pair_tasks:
             raise ApiError(
                 422,
@@ -174,10 +175,7 @@ def add_routes(app: Any, ctx: ServerContext) -> None:
         cos = (vecs[:n] * vecs[n:]).sum(axis=1)
         heads = {}
         for t in ctx.similarity_tasks:
-            # Training maps gold scores onto [0, 1] cosine targets; this is the inverse, clipped
-            # because a cosine below 0 has no meaning on a 0-5 scale.
-            low, high = t["score_range"]
-            heads[t["name"]] = [float(np.clip(low + c * (high - low), low, high)) for c in cos]
+            heads[t["name"]] = kind_of(t["kind"]).from_cosine(t, cos)
         return JSONResponse({"model": model_name, "scores": [float(c) for c in cos], "tasks": heads})
 
     @app.post("/rerank", responses=S.errors(400, 401, 413, 415, 422, 503))

@@ -26,7 +26,8 @@ import yaml
 from ..errors import PolyheadError
 from ..io import read_text
 from ..modeling.encoder import POOLING_MODES, PRECISIONS
-from ..modeling.tasks import KIND_ALIASES, KINDS, TaskSpec
+from ..kinds import ALIASES as KIND_ALIASES
+from ..kinds import KINDS, TaskSpec
 from .sampling import STRATEGIES
 
 SCHEDULERS = ("linear", "cosine", "constant")
@@ -118,16 +119,19 @@ class TaskConfig(DataOptions):
     """One task (head) and, optionally, its own data files (shorthand for a one-task dataset)."""
 
     name: str
-    kind: str = opt(choices=KINDS + tuple(KIND_ALIASES))
+    kind: str = opt(choices=tuple(KINDS) + tuple(KIND_ALIASES))
     labels: list[str] | None = None  # default: taken from the training data
     hidden_dim: int | None = opt(None, ge=1)
     dropout: float = opt(0.1, ge=0.0, lt=1.0)
     loss: str | None = None  # checked against the kind by TaskSpec
     score_range: list[float] = opt(factory=lambda: [0.0, 1.0], length=2)
     contrastive_scale: float = opt(20.0, gt=0.0)  # similarity: scale of the contrastive/cosent/angle losses
+    # classification, multilabel, token: "balanced" or {label: weight} (checked by TaskSpec)
+    class_weights: Any = None
+    label_smoothing: float = opt(0.0, ge=0.0, lt=1.0)
     # Shorthand data options (and those of DataOptions), used when the task has its own files.
     train: str | None = None
-    label_column: str | None = None  # default: "label" (classification), "tags" (token jsonl)
+    label_column: str | None = None  # default: the kind's (label, tags, labels, score)
     weight: float = opt(1.0, ge=0.0)  # used by the static and loss_scale weightings
 
 
@@ -490,7 +494,7 @@ def _validate(cfg: RunConfig) -> None:
     for i, t in enumerate(cfg.tasks):
         try:  # name, kind, loss for the kind, labels, dropout, score_range: TaskSpec's own rules
             TaskSpec(t.name, t.kind, t.labels or [], t.hidden_dim, t.dropout, t.loss, tuple(t.score_range),  # type: ignore[arg-type]
-                     t.contrastive_scale)
+                     t.contrastive_scale, t.class_weights, t.label_smoothing)
         except PolyheadError as exc:
             raise PolyheadError(f"tasks[{i}]: {exc}") from None
     names = [t.name for t in cfg.tasks]

@@ -4,21 +4,19 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Iterator, Sequence
 
 import numpy as np
-import torch
 
 from .config import DatasetConfig, RunConfig, TaskConfig, data_options
-from ..errors import PolyheadError
+from ..errors import DataError
+from ..kinds import Kind, TaskSpec, kind_of
+from ..kinds.tagging import first_subtokens, join_words
 from ..modeling.backend import length_sorted_batches
-from ..modeling.heads import IGNORE_INDEX
-from ..modeling.tagging import first_subtokens, join_words
-from ..modeling.tasks import TaskSpec, bio_labels
 
 FORMATS = ("jsonl", "csv", "tsv", "conll")
 SPLITS = ("train", "dev", "test")
@@ -26,10 +24,6 @@ SPLITS = ("train", "dev", "test")
 # the csv module's default 128 KiB field limit would reject them.
 CSV_FIELD_LIMIT = 64 * 1024 * 1024
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-class DataError(PolyheadError):
-    """Bad training data, reported with file, line and reason."""
 
 
 @dataclass
@@ -41,7 +35,11 @@ class Example:
     words: list[str] | None = None
     labels: dict[str, Any] = field(default_factory=dict)
     pair: tuple[str, str] | None = None
-    score: float | None = None
+
+    @property
+    def score(self) -> float | None:
+        """A pair's gold score (its only label), as similarity tasks read it."""
+        return next(iter(self.labels.values()), None) if self.pair is not None else None
 
 
 @dataclass
@@ -49,7 +47,7 @@ class Source:
     """A dataset feeding one or more tasks, with its examples per split."""
 
     name: str
-    kind: str  # "text" (classification/token tasks) or "pair" (similarity)
+    pairs: bool  # its examples are pairs of texts (similarity, pair classification), else single texts
     tasks: list[str]
     columns: dict[str, str]
     cfg: DatasetConfig
@@ -170,26 +168,26 @@ def _read_delimited(path: Path, text: str, delim: str) -> Iterator[tuple[int, di
 
 # -- building sources -------------------------------------------------------------------------
 def _shorthand_dataset(task: TaskConfig, default_batch: int) -> DatasetConfig:
-    kind = TaskSpec(task.name, task.kind).kind
-    default_col = {"classification": "label", "token": "tags", "similarity": task.score_column}[kind]
+    kind = kind_of(task.kind)
+    default_col = task.score_column if kind.pairs and not kind.has_labels else kind.label_column
     options = {**data_options(task), "batch_size": task.batch_size or default_batch}
     return DatasetConfig(name=task.name, train=task.train or "", labels={task.name: task.label_column or default_col}, **options)
 
 
 def build_sources(cfg: RunConfig, splits: Sequence[str] = SPLITS) -> tuple[list[Source], dict[str, TaskSpec]]:
     """Read every dataset of a config, derive the label sets, and validate all labels early."""
-    kinds = {t.name: TaskSpec(t.name, t.kind).kind for t in cfg.tasks}
+    kinds = {t.name: kind_of(t.kind) for t in cfg.tasks}
     dataset_cfgs = list(cfg.datasets) + [
         _shorthand_dataset(t, cfg.training.batch_size) for t in cfg.tasks if t.train is not None
     ]
     sources = []
     for ds in dataset_cfgs:
-        task_kinds = {kinds[t] for t in ds.labels}
-        if "similarity" in task_kinds and len(ds.labels) > 1:
-            raise DataError(f"dataset {ds.name!r}: a similarity (pair) dataset can label only one task")
+        pairs = any(kinds[t].pairs for t in ds.labels)
+        if pairs and len(ds.labels) > 1:
+            raise DataError(f"dataset {ds.name!r}: a dataset of text pairs can label only one task")
         src = Source(
             name=ds.name,
-            kind="pair" if "similarity" in task_kinds else "text",
+            pairs=pairs,
             tasks=list(ds.labels),
             columns=dict(ds.labels),
             cfg=ds,
@@ -211,15 +209,15 @@ def build_sources(cfg: RunConfig, splits: Sequence[str] = SPLITS) -> tuple[list[
     return sources, specs
 
 
-def _read_split(src: Source, path: Path, kinds: dict[str, str]) -> tuple[list[Example], int]:
+def _read_split(src: Source, path: Path, kinds: dict[str, type[Kind]]) -> tuple[list[Example], int]:
     ds = src.cfg
     fmt = detect_format(path, ds.format)
     out: list[Example] = []
     skipped = 0
     for no, rec in read_records(path, fmt, ds.delimiter, ds.tag_column):
         where = f"{path}:{no}"
-        if src.kind == "pair":
-            ex = _pair_example(rec, ds, no, where)
+        if src.pairs:
+            ex = _pair_example(rec, src, kinds, fmt, no, where)
         else:
             ex = _text_example(rec, src, kinds, fmt, no, where)
         if ex is None:
@@ -235,21 +233,19 @@ def _column(rec: dict[str, Any], col: str, where: str) -> Any:
     return rec[col]
 
 
-def _pair_example(rec: dict[str, Any], ds: DatasetConfig, no: int, where: str) -> Example:
+def _pair_example(rec: dict[str, Any], src: Source, kinds: dict[str, type[Kind]], fmt: str, no: int, where: str) -> Example | None:
+    ds = src.cfg
+    task = src.tasks[0]
     a = _column(rec, ds.sentence1_column, where)
     b = _column(rec, ds.sentence2_column, where)
-    raw = _column(rec, next(iter(ds.labels.values())), where)
-    try:
-        score = float(raw)
-    except (TypeError, ValueError, OverflowError):
-        raise DataError(f"{where}: score {raw!r} is not a number") from None
-    if not math.isfinite(score):  # NaN or infinity would turn the loss into NaN
-        raise DataError(f"{where}: score {raw!r} is not a finite number")
+    label = kinds[task].read_label(_column(rec, src.columns[task], where), where, task, fmt)
     if not isinstance(a, str) or not isinstance(b, str):
         raise DataError(f"{where}: sentence columns must be strings")
     _check_unicode(a, where)
     _check_unicode(b, where)
-    return Example(line=no, pair=(a, b), score=score, labels={ds.name: score})
+    if label is None:
+        return None
+    return Example(line=no, pair=(a, b), labels={task: label})
 
 
 def _check_unicode(text: str, where: str) -> None:
@@ -259,10 +255,10 @@ def _check_unicode(text: str, where: str) -> None:
         raise DataError(f"{where}: text holds an unpaired surrogate {bad.group()!r}; fix the JSON escape")
 
 
-def _text_example(rec: dict[str, Any], src: Source, kinds: dict[str, str], fmt: str, no: int, where: str) -> Example | None:
+def _text_example(rec: dict[str, Any], src: Source, kinds: dict[str, type[Kind]], fmt: str, no: int, where: str) -> Example | None:
     ds = src.cfg
     words = None
-    token_tasks = [t for t in src.tasks if kinds[t] == "token"]
+    token_tasks = [t for t in src.tasks if kinds[t].words]
     if fmt == "conll":
         if len(token_tasks) != 1 or len(src.tasks) != 1:
             raise DataError(f"{where}: a CoNLL file labels exactly one token task")
@@ -280,75 +276,59 @@ def _text_example(rec: dict[str, Any], src: Source, kinds: dict[str, str], fmt: 
     _check_unicode(text, where)
     labels: dict[str, Any] = {}
     for task in src.tasks:
-        if kinds[task] == "token":
-            tags = rec["tags"] if fmt == "conll" else rec.get(src.columns[task])
-            if tags is None:
+        kind = kinds[task]
+        if kind.words:
+            raw = rec["tags"] if fmt == "conll" else rec.get(src.columns[task])
+            if raw is None:
                 continue
             if words is None:
                 raise DataError(f"{where}: task {task!r} needs the word list {ds.tokens_column!r}")
-            if not isinstance(tags, list) or len(tags) != len(words):
-                n = len(tags) if isinstance(tags, list) else "no"
-                raise DataError(f"{where}: {len(words)} tokens but {n} tags for task {task!r}")
-            labels[task] = [str(t) for t in tags]
-        else:
-            value = rec.get(src.columns[task]) if fmt != "csv" else rec.get(src.columns[task], "")
-            if fmt in ("csv", "tsv") and src.columns[task] not in rec:
-                raise DataError(f"{where}: missing column {src.columns[task]!r}")
-            if value is None or value == "":
-                continue
-            if isinstance(value, (list, dict)):
-                raise DataError(f"{where}: label {value!r} for task {task!r} must be a string or a number")
-            labels[task] = str(value)
+            if not isinstance(raw, list):
+                raise DataError(f"{where}: {len(words)} tokens but no tags for task {task!r}")
+            tags = kind.read_label(raw, where, task, fmt)
+            if len(tags) != len(words):
+                raise DataError(f"{where}: {len(words)} tokens but {len(tags)} tags for task {task!r}")
+            labels[task] = tags
+            continue
+        if fmt in ("csv", "tsv") and src.columns[task] not in rec:
+            raise DataError(f"{where}: missing column {src.columns[task]!r}")
+        value = kind.read_label(rec.get(src.columns[task]), where, task, fmt)
+        if value is not None:
+            labels[task] = value
     if not labels:
         return None  # labels no task: counted as skipped and reported
     return Example(line=no, text=text, words=words, labels=labels)
 
 
-def _label_sets(cfg: RunConfig, sources: list[Source], kinds: dict[str, str]) -> dict[str, TaskSpec]:
-    """Label sets from config or training data; unknown labels in dev/test fail here, early."""
+def _label_sets(cfg: RunConfig, sources: list[Source], kinds: dict[str, type[Kind]]) -> dict[str, TaskSpec]:
+    """Label sets from config or training data, and what each kind learns from the training labels
+    (class weights, target statistics); unknown labels in dev/test fail here, early."""
     specs: dict[str, TaskSpec] = {}
     for t in cfg.tasks:
         kind = kinds[t.name]
         srcs = [s for s in sources if t.name in s.tasks]
-        labels = list(t.labels) if t.labels else None
-        if kind == "classification" and labels is None:
-            seen = {ex.labels[t.name] for s in srcs for ex in s.splits.get("train", []) if t.name in ex.labels}
-            labels = sorted(seen)
-        elif kind == "token":
-            if labels is None:
-                types = set()
-                for s in srcs:
-                    for ex in s.splits.get("train", []):
-                        for tag in ex.labels.get(t.name, []):
-                            if tag != "O":
-                                types.add(tag.partition("-")[2])
-                labels = bio_labels(sorted(types))
-        allowed = set(labels or [])
-        for s in srcs:
+        train_labels = [ex.labels[t.name] for s in srcs for ex in s.splits.get("train", []) if t.name in ex.labels]
+        labels = kind.label_set(list(t.labels) if t.labels else None, train_labels)
+        for s in srcs:  # before the spec: an unknown dev label is the clearer error than a short label set
             for split, examples in s.splits.items():
                 for ex in examples:
-                    if t.name not in ex.labels or kind == "similarity":
-                        continue
-                    values = ex.labels[t.name] if kind == "token" else [ex.labels[t.name]]
-                    for v in values:
-                        if kind == "token" and not (v == "O" or (v[:2] in ("B-", "I-") and len(v) > 2)):
-                            raise DataError(f"{s.paths[split]}:{ex.line}: tag {v!r} is not IOB (O, B-TYPE, I-TYPE)")
-                        if v not in allowed:
-                            what = "training data" if not t.labels else "the configured labels"
-                            raise DataError(
-                                f"{s.paths[split]}:{ex.line}: unknown label {v!r} for task {t.name!r} "
-                                f"(not in {what}: {', '.join(sorted(allowed)[:12])})"
-                            )
-        specs[t.name] = TaskSpec(
+                    if t.name in ex.labels:
+                        kind.check_label(SimpleNamespace(name=t.name, labels=labels), ex.labels[t.name],
+                                         f"{s.paths[split]}:{ex.line}", bool(t.labels))
+        spec = TaskSpec(
             name=t.name,
-            kind=kind,
-            labels=labels or [],
+            kind=kind.name,
+            labels=labels,
             hidden_dim=t.hidden_dim,
             dropout=t.dropout,
             loss=t.loss,
             score_range=tuple(t.score_range),  # type: ignore[arg-type]
             contrastive_scale=t.contrastive_scale,
+            class_weights=t.class_weights,
+            label_smoothing=t.label_smoothing,
         )
+        spec.stats = kind.fit_stats(spec, train_labels)
+        specs[t.name] = spec
     return specs
 
 
@@ -365,11 +345,14 @@ def collate(
 ) -> dict[str, Any]:
     """Tokenise a batch and build each task's label tensor (-100 where an example lacks the label)."""
     limit = src.max_length or max_length
-    if src.kind == "pair":
+    if src.pairs:
+        task = src.tasks[0]
         a = tokenizer([e.pair[0] for e in examples], padding=True, truncation=True, max_length=limit, return_tensors="pt")
         b = tokenizer([e.pair[1] for e in examples], padding=True, truncation=True, max_length=limit, return_tensors="pt")
-        return {"kind": "pair", "a": dict(a), "b": dict(b), "scores": torch.tensor([e.score for e in examples]), "task": src.tasks[0]}
-    need_offsets = any(specs[t].kind == "token" for t in src.tasks)
+        labels = {task: kind_of(specs[task].kind).batch_labels(specs[task], [e.labels.get(task) for e in examples], None, (len(examples),))}
+        return {"pairs": True, "a": dict(a), "b": dict(b), "labels": labels, "task": task}
+    kinds = {t: kind_of(specs[t].kind) for t in src.tasks}
+    need_offsets = any(k.token_level for k in kinds.values())
     enc = tokenizer(
         [e.text for e in examples],
         padding=True,
@@ -378,27 +361,15 @@ def collate(
         return_tensors="pt",
         return_offsets_mapping=need_offsets,
     )
-    offsets = enc.pop("offset_mapping").tolist() if need_offsets else None
-    labels: dict[str, torch.Tensor] = {}
     firsts: list[list[int]] = []
-    for task in src.tasks:
-        spec = specs[task]
-        index = {lab: i for i, lab in enumerate(spec.labels)}
-        if spec.kind == "classification":
-            labels[task] = torch.tensor([index[e.labels[task]] if task in e.labels else IGNORE_INDEX for e in examples])
-        else:
-            lab = torch.full(enc["input_ids"].shape, IGNORE_INDEX, dtype=torch.long)
-            firsts = []
-            for i, e in enumerate(examples):
-                spans = join_words(e.words)[1] if e.words else []
-                f = first_subtokens([tuple(o) for o in offsets[i]], spans)  # type: ignore[index]
-                firsts.append(f)
-                if task in e.labels:
-                    for w, t in enumerate(f):
-                        if t >= 0:
-                            lab[i, t] = index[e.labels[task][w]]
-            labels[task] = lab
-    return {"kind": "text", "inputs": dict(enc), "labels": labels, "firsts": firsts}
+    if need_offsets:
+        offsets = enc.pop("offset_mapping").tolist()
+        firsts = [first_subtokens([tuple(o) for o in offsets[i]], join_words(e.words)[1] if e.words else [])
+                  for i, e in enumerate(examples)]
+    shape = tuple(enc["input_ids"].shape)
+    labels = {task: kinds[task].batch_labels(specs[task], [e.labels.get(task) for e in examples], firsts, shape)
+              for task in src.tasks}
+    return {"pairs": False, "inputs": dict(enc), "labels": labels, "firsts": firsts}
 
 
 def collated_batches(

@@ -50,7 +50,8 @@ from torch import nn
 
 from ..errors import PolyheadError
 from ..modeling.encoder import autocast_context, resolve_precision
-from ..modeling.heads import IGNORE_INDEX
+from ..kinds import kind_of
+from ..kinds.classification import soft_cross_entropy
 from ..modeling.model import CONFIG_FILE, MultiTaskModel, load
 from ..modeling.tasks import TaskSpec
 from .config import RunConfig
@@ -69,13 +70,6 @@ def teacher_weight(step: int, total_steps: int, start: float = 1.0, anneal: bool
     if not anneal:
         return float(start)
     return float(start) * max(0.0, 1.0 - step / max(1, total_steps))
-
-
-def soft_cross_entropy(logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, lam: float) -> torch.Tensor:
-    """Mean cross-entropy of rows of `logits` against lam * softmax(teacher) + (1 - lam) * onehot(labels)."""
-    classes = logits.shape[-1]
-    target = lam * torch.softmax(teacher_logits.float(), dim=-1) + (1.0 - lam) * nn.functional.one_hot(labels, classes).float()
-    return nn.functional.cross_entropy(logits.float(), target)
 
 
 def mean_sq_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -122,10 +116,10 @@ def check_config(cfg: RunConfig) -> None:
         path = cfg.resolve(folder)
         if path is None or not (path / CONFIG_FILE).is_file():
             raise PolyheadError(f"training.distill_teachers.{task}: {path} is not a polyhead model folder (no {CONFIG_FILE})")
-    kinds = {t.name: t.kind for t in cfg.tasks}
-    if tr.distill_other_texts and all(kinds[t] == "similarity" for t in tr.distill_teachers):
-        raise PolyheadError("training.distill_other_texts applies to classification and token teachers; "
-                            f"this run's teachers ({', '.join(tr.distill_teachers)}) are all similarity tasks")
+    kinds = {t.name: kind_of(t.kind) for t in cfg.tasks}
+    if tr.distill_other_texts and not any(kinds[t].per_text for t in tr.distill_teachers):
+        raise PolyheadError("training.distill_other_texts applies to teachers of per-text tasks (classification, token, ...); "
+                            f"this run's teachers ({', '.join(tr.distill_teachers)}) all score pairs of texts")
 
 
 def _short(values: list[str]) -> str:
@@ -140,7 +134,7 @@ def check_teacher(teacher: MultiTaskModel, task: str, spec: TaskSpec, tokenizer:
     mine = teacher.tasks[task]
     if mine.kind != spec.kind:
         raise PolyheadError(f"{where}: the teacher's task {task!r} is {mine.kind}, this run's is {spec.kind}")
-    if spec.kind != "similarity" and list(mine.labels) != list(spec.labels):
+    if kind_of(spec.kind).has_labels and list(mine.labels) != list(spec.labels):
         raise PolyheadError(f"{where}: the teacher's labels for {task!r} are {_short(mine.labels)}, this run's {_short(spec.labels)} "
                             "(same labels in the same order needed)")
     theirs, ours = teacher.tokenizer.get_vocab(), tokenizer.get_vocab()
@@ -197,12 +191,13 @@ class Distiller:
         return teacher_weight(self.step, self.total_steps, self.start, self.anneal)
 
     def text_loss(self, batch: dict[str, Any], task: str, head: nn.Module, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """A classification or token head's loss: soft-target cross-entropy where a teacher is cached."""
+        """A per-text head's loss: its kind's distillation loss where a teacher is cached (soft-target
+        cross-entropy for classification and token heads)."""
         key = (batch["source"], task)
         lam = self.lam
         if lam == 0.0 or (key not in self.logits and key not in self.tokens):
             return head.loss(logits, labels)
-        mask = labels != IGNORE_INDEX
+        mask = head.labelled(labels)
         index = batch["index"].cpu()
         if key in self.logits:
             teacher = self.logits[key][index].to(logits.device)[mask]
@@ -213,11 +208,11 @@ class Distiller:
         if teacher.shape != student.shape:  # a bug, not a user error: the positions must line up
             raise RuntimeError(f"distillation: cached teacher targets {tuple(teacher.shape)} do not match {tuple(student.shape)} "
                                f"labelled positions of {key}")
-        return soft_cross_entropy(student, teacher, labels[mask], lam)
+        return kind_of(head.kind).distill_loss(student, teacher, labels[mask], lam)
 
     def pair_loss(self, batch: dict[str, Any], head: nn.Module, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """A similarity head's loss: (1 - lambda) gold + lambda * weight * MSE to the teacher's vectors."""
-        gold = head.loss(a, b, batch["scores"])
+        gold = head.loss(a, b, batch["labels"][batch["task"]])
         lam = self.lam
         if lam == 0.0 or batch["source"] not in self.pairs:
             return gold
@@ -248,7 +243,7 @@ class Distiller:
             else:
                 teacher, student = cached[index].to(out.device), out
             if len(student):
-                terms.append(nn.functional.cross_entropy(student.float(), torch.softmax(teacher.float(), dim=-1)))
+                terms.append(kind_of(heads[task].kind).distill_loss(student, teacher, None, 1.0))
         if not terms:
             return None
         term = torch.stack(terms).mean()
@@ -304,16 +299,16 @@ def build_distiller(cfg: RunConfig, sources: list[Source], specs: dict[str, Task
             mine = [t for t in src.tasks if t in folders[folder]]
             if mine:
                 _teacher_targets(distiller, teacher, src, mine, specs, tokenizer, max_length, tr.eval_batch_size, precision)
-                texts += len(src.splits["train"]) * (2 if src.kind == "pair" else 1)
-            other = [t for t in folders[folder] if t not in src.tasks and specs[t].kind != "similarity"]
+                texts += len(src.splits["train"]) * (2 if src.pairs else 1)
+            other = [t for t in folders[folder] if t not in src.tasks and kind_of(specs[t].kind).per_text]
             if other and tr.distill_other_texts:
                 _other_text_targets(distiller, teacher, src, other, specs, tokenizer, max_length, tr.eval_batch_size, precision)
-                texts += len(src.splits["train"]) * (2 if src.kind == "pair" else 1)
+                texts += len(src.splits["train"]) * (2 if src.pairs else 1)
         del teachers[folder], teacher
     if cfg.anchor_weight:
         for src in sources:
             distiller.anchors[src.name] = _anchor_targets(model, src, specs, tokenizer, max_length, tr.eval_batch_size, precision)
-            texts += len(src.splits["train"]) * (2 if src.kind == "pair" else 1)
+            texts += len(src.splits["train"]) * (2 if src.pairs else 1)
     schedule = f"lambda {tr.distill_lambda:g}{' -> 0' if tr.distill_anneal else ', constant'}"
     if tr.distill_other_texts:
         schedule += f"; on the other tasks' texts too, weight {tr.distill_other_texts:g}"
@@ -348,7 +343,7 @@ def _teacher_targets(distiller: Distiller, teacher: MultiTaskModel, src: Source,
     n = len(src.splits["train"])
     device = teacher.device
     with _eval_mode(teacher), autocast_context(precision, device):
-        if src.kind == "pair":
+        if src.pairs:
             task = src.tasks[0]
             head = teacher.heads[task]
             a = torch.empty(n, teacher.encoder.dim, dtype=CACHE_DTYPE)
@@ -359,9 +354,9 @@ def _teacher_targets(distiller: Distiller, teacher: MultiTaskModel, src: Source,
             distiller.pairs[src.name] = (a, b)
             return
         logits: dict[str, torch.Tensor] = {}
-        rows: dict[str, list[torch.Tensor | None]] = {t: [None] * n for t in tasks if specs[t].kind == "token"}
+        rows: dict[str, list[torch.Tensor | None]] = {t: [None] * n for t in tasks if kind_of(specs[t].kind).token_level}
         for t in tasks:
-            if specs[t].kind == "classification":
+            if t not in rows:  # one row of outputs per text
                 logits[t] = torch.empty(n, specs[t].num_labels, dtype=torch.float32)
         for idx, batch in _batches(src, specs, tokenizer, max_length, batch_size, device):
             feats = teacher.encoder(**batch["inputs"])
@@ -370,7 +365,7 @@ def _teacher_targets(distiller: Distiller, teacher: MultiTaskModel, src: Source,
                 if t in logits:
                     logits[t][idx] = out
                     continue
-                labelled = batch["labels"][t].cpu() != IGNORE_INDEX
+                labelled = teacher.heads[t].labelled(batch["labels"][t]).cpu()
                 for row, i in enumerate(idx):
                     rows[t][i] = out[row][labelled[row]]
     for t, table in logits.items():
@@ -402,12 +397,12 @@ def _other_text_targets(distiller: Distiller, teacher: MultiTaskModel, src: Sour
     """Teacher logits for `tasks` on `src`'s training texts, which carry no labels for them."""
     n = len(src.splits["train"])
     device = teacher.device
-    keys = ("a", "b") if src.kind == "pair" else ("inputs",)
+    keys = ("a", "b") if src.pairs else ("inputs",)
     limit = src.max_length or max_length
     tables: dict[tuple[str, int], Any] = {}
     for t in tasks:
         for side in range(len(keys)):
-            tables[(t, side)] = (torch.empty(n, specs[t].num_labels, dtype=torch.float32) if specs[t].kind == "classification"
+            tables[(t, side)] = (torch.empty(n, specs[t].num_labels, dtype=torch.float32) if not kind_of(specs[t].kind).token_level
                                  else [None] * n)
     with _eval_mode(teacher), autocast_context(precision, device):
         for idx, chunk, batch in collated_batches(src, "train", specs, tokenizer, max_length, batch_size):
@@ -422,7 +417,7 @@ def _other_text_targets(distiller: Distiller, teacher: MultiTaskModel, src: Sour
                         table[idx] = out
                         continue
                     if starts is None:
-                        texts = [e.pair[side] if src.kind == "pair" else e.text for e in chunk]
+                        texts = [e.pair[side] if src.pairs else e.text for e in chunk]
                         starts = word_starts(tokenizer, texts, limit)
                     for row, i in enumerate(idx):
                         pos = torch.tensor(starts[row], dtype=torch.long)
@@ -442,7 +437,7 @@ def _anchor_targets(model: MultiTaskModel, src: Source, specs: dict[str, TaskSpe
                     batch_size: int, precision: str) -> tuple[torch.Tensor, ...]:
     n = len(src.splits["train"])
     device = model.device
-    keys = ("a", "b") if src.kind == "pair" else ("inputs",)
+    keys = ("a", "b") if src.pairs else ("inputs",)
     out = tuple(torch.empty(n, model.encoder.dim, dtype=CACHE_DTYPE) for _ in keys)
     with _eval_mode(model), autocast_context(precision, device):
         for idx, batch in _batches(src, specs, tokenizer, max_length, batch_size, device):

@@ -14,14 +14,15 @@ from ..errors import PolyheadError
 from ..io import write_json_atomic, write_text_atomic
 from ..modeling.card import write_card
 from ..modeling.encoder import autocast_context
-from ..modeling.heads import head_class
+from ..kinds import kind_of
 from ..modeling.model import MultiTaskModel
 from ..modeling.tasks import TaskSpec
 from .config import RunConfig
 from .data import Source, collated_batches
-from .metrics import METRIC_FOR_KIND, task_metrics
+from .metrics import headline_metric, task_metrics
 
-__all__ = ["TRAINING_DIR", "to_device", "evaluate", "headline", "selection_reference", "summarize", "write_training_files", "plot_curves"]
+__all__ = ["TRAINING_DIR", "to_device", "evaluate", "headline", "predictions", "selection_reference", "summarize", "tune_decisions",
+           "write_training_files", "plot_curves"]
 
 TRAINING_DIR = "training"
 
@@ -32,8 +33,6 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     for key in ("inputs", "a", "b", "labels"):
         if key in out:
             out[key] = {k: v.to(device) for k, v in out[key].items()}
-    if "scores" in out:
-        out["scores"] = out["scores"].to(device)
     return out
 
 
@@ -48,21 +47,25 @@ def evaluate(
     autocast), so a saved model can be scored the way it will be served.
     """
     gold, pred = predictions(model, sources, split, batch_size, max_length)
-    return {task: task_metrics(model.tasks[task].kind, y, pred[task]) for task, y in gold.items()}
+    return {task: task_metrics(model.tasks[task].kind, y, pred[task], model.tasks[task]) for task, y in gold.items()}
 
 
 def predictions(
-    model: MultiTaskModel, sources: list[Source], split: str = "test", batch_size: int = 64, max_length: int | None = None
+    model: MultiTaskModel, sources: list[Source], split: str = "test", batch_size: int = 64, max_length: int | None = None,
+    raw: bool = False,
 ) -> tuple[dict[str, list], dict[str, list]]:
-    """Gold and predicted outputs per task on a split, example by example, in the data's order: a
-    label per text, a tag list per sentence (one tag per word), a similarity per pair. What
-    `evaluate` scores; paired comparisons of two models (benchmarks/paired.py) read it directly."""
+    """Gold and predicted outputs per task on a split, example by example, in the data's order, in
+    the form the gold labels take (each kind's `guesses`: a label per text, a tag list per sentence,
+    a similarity per pair, a label list, a number). `raw`: each example's raw head output instead
+    (per-text tasks; what decision tuning reads). What `evaluate` scores; paired comparisons of two
+    models (benchmarks/paired.py) read it directly."""
     with autocast_context(model.encoder.precision, model.device):
-        return _predictions(model, sources, split, batch_size, max_length)
+        return _predictions(model, sources, split, batch_size, max_length, raw)
 
 
+@torch.inference_mode()
 def _predictions(
-    model: MultiTaskModel, sources: list[Source], split: str, batch_size: int, max_length: int | None
+    model: MultiTaskModel, sources: list[Source], split: str, batch_size: int, max_length: int | None, raw: bool
 ) -> tuple[dict[str, list], dict[str, list]]:
     was_training = model.training
     model.eval()
@@ -72,29 +75,43 @@ def _predictions(
     for s, src in enumerate(sources):
         for idx, chunk, batch in collated_batches(src, split, specs, model.encoder.tokenizer, max_length, batch_size):
             batch = to_device(batch, model.device)
-            if batch["kind"] == "pair":
+            if batch["pairs"]:
                 task = batch["task"]
                 head = model.heads[task]
-                sims = head.score(head(model.encoder(**batch["a"])), head(model.encoder(**batch["b"])))
-                rows.setdefault(task, []).extend(((s, i), e.score, p) for i, e, p in zip(idx, chunk, sims.float().cpu().tolist()))
-                continue
-            feats = model.encoder(**batch["inputs"])
-            for task in src.tasks:
-                labels = specs[task].labels
-                ids = model.heads[task](feats).argmax(-1).cpu()
-                token_level = head_class(specs[task]).token_level
-                for i, e in enumerate(chunk):
-                    if task not in e.labels:
-                        continue
-                    if token_level:  # one tag per word, read at its first sub-token (cut-off words: O)
-                        guess: Any = [labels[int(ids[i, t])] if t >= 0 else "O" for t in batch["firsts"][i]]
-                    else:
-                        guess = labels[int(ids[i])]
-                    rows.setdefault(task, []).append(((s, idx[i]), e.labels[task], guess))
+                out = head.pair_output(head(model.encoder(**batch["a"])), head(model.encoder(**batch["b"])))
+                outputs = {task: out.float().cpu().numpy()}
+            else:
+                feats = model.encoder(**batch["inputs"])
+                outputs = {task: model.heads[task](feats).float().cpu().numpy() for task in src.tasks}
+            for task, out in outputs.items():
+                spec = specs[task]
+                guesses = list(out) if raw else kind_of(spec.kind).guesses(spec, out, batch.get("firsts") or None)
+                rows.setdefault(task, []).extend(
+                    ((s, idx[i]), e.labels[task], guesses[i]) for i, e in enumerate(chunk) if task in e.labels)
     model.train(was_training)
     # Batches run longest first (less padding); results go back to the data's order.
     ordered = {task: sorted(r, key=lambda row: row[0]) for task, r in rows.items()}
     return ({t: [g for _, g, _ in r] for t, r in ordered.items()}, {t: [p for _, _, p in r] for t, r in ordered.items()})
+
+
+@torch.inference_mode()
+def tune_decisions(model: MultiTaskModel, sources: list[Source], split: str = "dev", batch_size: int = 64,
+                   max_length: int | None = None) -> dict[str, dict[str, Any]]:
+    """Each task's decision settings fit on `split` by its kind (multi-label thresholds), stored in
+    the task's spec (saved with the model); returns what changed, per task."""
+    tunable = [t for t, spec in model.tasks.items() if kind_of(spec.kind).tunes]
+    if not tunable or not any(src.splits.get(split) for src in sources):
+        return {}
+    gold, outputs = predictions(model, sources, split, batch_size, max_length, raw=True)
+    changed = {}
+    for task in tunable:
+        if gold.get(task):
+            spec = model.tasks[task]
+            update = kind_of(spec.kind).tune(spec, gold[task], outputs[task])
+            if update:
+                spec.stats.update(update)
+                changed[task] = update
+    return changed
 
 
 def headline(
@@ -112,7 +129,7 @@ def headline(
     if select == "min-relative":
         ratios = []
         for t, m in metrics.items():
-            value = m[METRIC_FOR_KIND[specs[t].kind]]
+            value = m[headline_metric(specs[t])]
             ref = (reference or {}).get(t)
             ratios.append(value / ref if ref and ref > 0 else 1.0)
         return float(min(ratios))
@@ -121,7 +138,7 @@ def headline(
         if task not in metrics or name not in metrics[task]:
             raise PolyheadError(f"select_metric {select!r}: no such task.metric in {sorted(metrics)}")
         return float(metrics[task][name])
-    return float(np.mean([m[METRIC_FOR_KIND[specs[t].kind]] for t, m in metrics.items()]))
+    return float(np.mean([m[headline_metric(specs[t])] for t, m in metrics.items()]))
 
 
 def selection_reference(
@@ -132,7 +149,7 @@ def selection_reference(
     ref: dict[str, float] = {}
     for row in history:
         if row.get("type") == "eval" and row.get("task") in specs:
-            value = row.get(METRIC_FOR_KIND[specs[row["task"]].kind])
+            value = row.get(headline_metric(specs[row["task"]]))
             if value is not None:
                 ref[row["task"]] = max(ref.get(row["task"], float("-inf")), float(value))
     ref.update({t: float(v) for t, v in (given or {}).items()})
@@ -141,7 +158,7 @@ def selection_reference(
 
 def summarize(metrics: dict[str, dict[str, float]], specs: dict[str, TaskSpec]) -> str:
     """`topic accuracy=0.9000, ner entity_f1=...`: each task's headline metric."""
-    return ", ".join(f"{t} {METRIC_FOR_KIND[specs[t].kind]}={m[METRIC_FOR_KIND[specs[t].kind]]:.4f}" for t, m in metrics.items())
+    return ", ".join(f"{t} {headline_metric(specs[t])}={m[headline_metric(specs[t])]:.4f}" for t, m in metrics.items())
 
 
 # -- training outputs ---------------------------------------------------------------------------
@@ -153,7 +170,7 @@ def write_training_files(out: Path, state: Any, cfg: RunConfig, specs: dict[str,
     metrics = {
         "best_step": state.best_step, "best": state.best, "dev": state.best_dev, "test": state.test,
         "global_step": state.global_step, "stopped_early": state.stopped_early, "seconds": state.seconds,
-        "trainable_params": state.trainable_params, "headline_metrics": {t: METRIC_FOR_KIND[s.kind] for t, s in specs.items()},
+        "trainable_params": state.trainable_params, "headline_metrics": {t: headline_metric(s) for t, s in specs.items()},
     }
     if getattr(state, "refit", None):
         metrics["refit"] = state.refit
@@ -193,7 +210,7 @@ def plot_curves(rows: list[dict], specs: dict[str, TaskSpec], path: Path) -> Non
         ax.set_xlabel("optimiser step")
         ax.set_ylabel("train loss", color="tab:blue")
         ax.set_title(f"{task} ({specs[task].kind})")
-        metric = METRIC_FOR_KIND[specs[task].kind]
+        metric = headline_metric(specs[task])
         if eval_rows:
             ax2 = ax.twinx()
             ax2.plot([r["step"] for r in eval_rows], [r[metric] for r in eval_rows], "o-", color="tab:orange", label=f"dev {metric}")

@@ -26,7 +26,7 @@ import torch
 
 from ..io import write_bytes_atomic, write_json_atomic
 from ..modeling.encoder import Encoder, autocast_context
-from ..modeling.heads import head_class
+from ..kinds import kind_of
 from ..modeling.tasks import TaskSpec
 from .data import Source, collated_batches
 
@@ -73,7 +73,7 @@ def data_fingerprint(src: Source, split: str) -> str:
 
 def needs(src: Source, specs: dict[str, TaskSpec]) -> tuple[bool, bool]:
     """(pooled, words): which features the tasks of a text source read."""
-    levels = [head_class(specs[t]).token_level for t in src.tasks]
+    levels = [kind_of(specs[t].kind).token_level for t in src.tasks]
     return (not all(levels), any(levels))
 
 

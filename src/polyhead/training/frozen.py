@@ -32,16 +32,17 @@ from torch import nn
 from ..console import progress as progress_bar
 from ..errors import PolyheadError
 from ..modeling.encoder import resolve_precision
+from ..kinds import TaskSpec, kind_of
 from ..modeling.heads import head_class
 from ..modeling.model import MultiTaskModel
-from ..modeling.tasks import TaskSpec, bio_labels
 from .build import build_model
-from .config import DatasetConfig, RunConfig, load_config
-from .data import Example, Source, build_sources, describe
+from .config import RunConfig, load_config
+from .data import Source, build_sources, describe
 from .evaluation import evaluate, headline, summarize, write_training_files
 from .features import FEATURES_DIR, FeatureCache, SplitFeatures
+from .lists import sources_from_lists
 from .freezing import apply_freezing
-from .metrics import METRIC_FOR_KIND, task_metrics
+from .metrics import headline_metric, task_metrics
 from .state import TrainResult, TrainState
 
 L2_GRID = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)  # strongest first: each fit warm-starts the next
@@ -125,61 +126,6 @@ def fit_heads(
     return fit_frozen_heads(model, sources, names, solver=solver, l2=l2, cache=cache, progress=progress, say=say, **options)
 
 
-def sources_from_lists(data: dict[str, dict[str, Any]]) -> tuple[list[Source], dict[str, TaskSpec]]:
-    """One in-memory source per task from (texts, labels) or (word lists, tag lists) pairs."""
-    sources, specs = [], {}
-    for name, spec in data.items():
-        if not isinstance(spec, dict) or "train" not in spec:
-            raise PolyheadError(f"task {name!r}: give a dict with 'train': (texts, labels), and optionally 'dev'/'test'")
-        kind = spec.get("kind", "classification")
-        if kind not in ("classification", "token"):
-            raise PolyheadError(f"task {name!r}: kind {kind!r} cannot be fit from lists (classification or token)")
-        splits: dict[str, list[Example]] = {}
-        for split in ("train", "dev", "test"):
-            if spec.get(split) is not None:
-                splits[split] = _examples(name, kind, split, spec[split])
-        labels = spec.get("labels")
-        if labels is None:
-            seen = {e.labels[name] for e in splits["train"]} if kind == "classification" else {
-                tag.partition("-")[2] for e in splits["train"] for tag in e.labels[name] if tag != "O"}
-            labels = sorted(seen) if kind == "classification" else bio_labels(sorted(seen))
-        for split, examples in splits.items():
-            for e in examples:
-                values = [e.labels[name]] if kind == "classification" else e.labels[name]
-                bad = [v for v in values if v not in labels]
-                if bad:
-                    raise PolyheadError(f"task {name!r}, {split} item {e.line}: unknown label {bad[0]!r} (labels: {', '.join(labels)})")
-        specs[name] = TaskSpec(name, kind, list(labels), hidden_dim=spec.get("hidden_dim"), dropout=spec.get("dropout", 0.1))
-        src = Source(name, "text", [name], {}, DatasetConfig(name=name, train="<memory>"), 32, None, {s: Path(f"<{name} {s}>") for s in splits}, splits)
-        sources.append(src)
-    return sources, specs
-
-
-def _examples(name: str, kind: str, split: str, pair: Any) -> list[Example]:
-    try:
-        texts, labels = pair
-    except (TypeError, ValueError):
-        raise PolyheadError(f"task {name!r}: {split} must be a pair (texts, labels)") from None
-    texts, labels = list(texts), list(labels)
-    if len(texts) != len(labels):
-        raise PolyheadError(f"task {name!r}: {split} has {len(texts)} texts but {len(labels)} labels")
-    if split == "train" and not texts:
-        raise PolyheadError(f"task {name!r}: no training examples")
-    out = []
-    for i, (text, label) in enumerate(zip(texts, labels)):
-        if kind == "classification":
-            if not isinstance(text, str) or not isinstance(label, str):
-                raise PolyheadError(f"task {name!r}, {split} item {i}: expected a text and a label string")
-            out.append(Example(line=i, text=text, labels={name: label}))
-        else:
-            if isinstance(text, str) or not all(isinstance(w, str) and w and not any(c.isspace() for c in w) for w in text):
-                raise PolyheadError(f"task {name!r}, {split} item {i}: a token task takes a list of words (no spaces) per text")
-            if len(text) != len(label) or not all(isinstance(t, str) for t in label):
-                raise PolyheadError(f"task {name!r}, {split} item {i}: {len(text)} words but {len(label)} tags")
-            out.append(Example(line=i, text=" ".join(text), words=list(text), labels={name: list(label)}))
-    return out
-
-
 # -- fitting -------------------------------------------------------------------------------------
 def fit_frozen_heads(
     model: MultiTaskModel,
@@ -200,7 +146,7 @@ def fit_frozen_heads(
     say = say or (lambda message: None)
     cache = cache or FeatureCache(model.encoder, None, model.encoder.precision)
     names = list(tasks) if tasks is not None else [t for s in sources for t in s.tasks]
-    text_sources = [s for s in sources if s.kind == "text"]
+    text_sources = [s for s in sources if not s.pairs]
     total = sum(len(s.splits.get(split) or []) for s in text_sources for split in ("train", "dev", "test"))
     with progress_bar(total, progress, "encoding (frozen, once)") as bar:
         feats = {(s.name, split): cache.get(s, split, model.tasks, bar.update)
@@ -212,7 +158,7 @@ def fit_frozen_heads(
     for name in names:
         spec = model.tasks[name]
         started = time.perf_counter()
-        if not head_class(spec).per_text:
+        if not kind_of(spec.kind).frozen_fit:
             fits[name] = HeadFit(name, "none", None, None, {}, 0.0)
             continue
         src = next(s for s in text_sources if name in s.tasks)
@@ -227,10 +173,13 @@ def fit_frozen_heads(
             fit = _fit_lbfgs(head, spec, src, train, dev, feats.get((src.name, "dev")), l2)
         else:
             fit = _fit_adamw(head, spec, src, train, dev, feats.get((src.name, "dev")), head_lr or ADAMW_LR, weight_decay, seed)
+        tuned = _tune(head, spec, src, feats.get((src.name, "dev")))
+        if tuned:  # the decision settings changed: the dev scores are re-read with them
+            fit.dev = _score_head(head, spec, src, feats.get((src.name, "dev")), "dev")
         fit.seconds = time.perf_counter() - started
         fits[name] = fit
         detail = f"l2={fit.l2:g}" if fit.l2 is not None else f"{fit.epochs} epochs"
-        dev_text = f"; dev {METRIC_FOR_KIND[spec.kind]}={fit.dev[METRIC_FOR_KIND[spec.kind]]:.4f}" if fit.dev else ""
+        dev_text = f"; dev {headline_metric(spec)}={fit.dev[headline_metric(spec)]:.4f}" if fit.dev else ""
         say(f"{name}: {chosen} ({detail}) in {fit.seconds:.1f}s{dev_text}")
     model.eval()
     report = FitReport(fits, cache.encode_seconds, time.perf_counter() - fit_started, {}, {}, cache.hits, cache.builds)
@@ -252,14 +201,16 @@ def _solver_for(head: nn.Module, spec: TaskSpec, solver: str) -> str:
 
 
 def _task_arrays(spec: TaskSpec, src: Source, feats: SplitFeatures, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(X, y) for one task on one split: a row per labelled text, or per kept word of labelled texts."""
-    index = {lab: i for i, lab in enumerate(spec.labels)}
+    """(X, y) for one task on one split: a row per labelled text (y as the kind's batch labels), or
+    per kept word of labelled texts (token tasks: label ids)."""
+    kind = kind_of(spec.kind)
     examples = src.splits[split]
-    if not head_class(spec).token_level:
+    if not kind.token_level:
         rows = [i for i, e in enumerate(examples) if spec.name in e.labels]
         x = feats.pooled[rows] if rows else np.zeros((0, feats.pooled.shape[1]), np.float32)  # type: ignore[index,union-attr]
-        y = [index[examples[i].labels[spec.name]] for i in rows]
-        return torch.from_numpy(np.ascontiguousarray(x)), torch.tensor(y, dtype=torch.long)
+        y = kind.batch_labels(spec, [examples[i].labels[spec.name] for i in rows], None, (len(rows),))
+        return torch.from_numpy(np.ascontiguousarray(x)), y
+    index = {lab: i for i, lab in enumerate(spec.labels)}
     xs, ys = [], []
     for i, e in enumerate(examples):
         if spec.name not in e.labels:
@@ -275,14 +226,15 @@ def _task_arrays(spec: TaskSpec, src: Source, feats: SplitFeatures, split: str) 
 
 
 def _linear(head: nn.Module) -> nn.Linear:
-    layer = head.net[-1]  # the output layer after dropout (heads.py _MLP)
+    layer = head.output_layer  # the output layer after dropout (kinds.base.MLP)
     assert isinstance(layer, nn.Linear)
     return layer
 
 
 def _fit_lbfgs(head: nn.Module, spec: TaskSpec, src: Source, train: tuple, dev: tuple | None,
                dev_feats: SplitFeatures | None, l2: float | None) -> HeadFit:
-    """Multinomial logistic regression by full-batch L-BFGS; l2 picked on dev unless given."""
+    """The head's own loss (cross-entropy: multinomial logistic regression; binary cross-entropy per
+    label; squared error: ridge regression) by full-batch L-BFGS; l2 picked on dev unless given."""
     x, y = train
     layer = _linear(head)
     classes = layer.out_features
@@ -296,18 +248,18 @@ def _fit_lbfgs(head: nn.Module, spec: TaskSpec, src: Source, train: tuple, dev: 
     bias = torch.zeros(classes, dtype=torch.float32)
     best: tuple[float, float, torch.Tensor, torch.Tensor, dict[str, float] | None] | None = None
     candidates: dict[str, float] = {}
-    metric = METRIC_FOR_KIND[spec.kind]
+    metric = headline_metric(spec)
     for penalty in grid:
-        weight, bias = fit_softmax_regression(x, y, penalty, weight, bias)
+        weight, bias = fit_linear(x, y, penalty, weight, bias, loss=head.loss)
         if len(grid) == 1:
             best = (math.nan, penalty, weight, bias, None)
             break
         with torch.no_grad():
             layer.weight.copy_(weight)
             layer.bias.copy_(bias)
-            # Picked by dev cross-entropy, a proper scoring rule: on a few hundred dev texts
-            # accuracy moves in coarse steps and its argmax is noisy (docs/training.md).
-            dev_loss = nn.functional.cross_entropy(dev[0] @ weight.T + bias, dev[1]).item()  # type: ignore[index]
+            # Picked by the dev loss (cross-entropy: a proper scoring rule): on a few hundred dev
+            # texts accuracy moves in coarse steps and its argmax is noisy (docs/training.md).
+            dev_loss = head.loss(dev[0] @ weight.T + bias, dev[1]).item()  # type: ignore[index]
         scores = _score_head(head, spec, src, dev_feats, "dev")
         candidates[f"{penalty:g}"] = scores[metric]
         if best is None or dev_loss < best[0]:  # ties keep the stronger penalty (earlier in the grid)
@@ -327,7 +279,17 @@ def fit_softmax_regression(x: torch.Tensor, y: torch.Tensor, l2: float, weight: 
     """Multinomial logistic regression by full-batch L-BFGS: minimises mean cross-entropy of
     `x @ weight.T + bias` against `y` plus `0.5 * l2 * ||weight||^2` (bias not penalised). Starts from
     `weight`/`bias` (warm start; zeros when not given); returns the fitted (weight, bias), detached.
-    The frozen-head solver and the benchmarks' linear probes (benchmarks/pooling.py, layer_probe.py) use it."""
+    The benchmarks' linear probes (benchmarks/pooling.py, layer_probe.py) use it."""
+    return fit_linear(x, y, l2, weight, bias, max_iter)
+
+
+def fit_linear(x: torch.Tensor, y: torch.Tensor, l2: float, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None,
+               max_iter: int = LBFGS_MAX_ITER, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A linear model `x @ weight.T + bias` fit by full-batch L-BFGS to mean `loss(outputs, y)` (default
+    cross-entropy against label ids) plus `0.5 * l2 * ||weight||^2` (bias not penalised), from
+    `weight`/`bias` (warm start; zeros when not given). Returns the fitted (weight, bias), detached."""
+    loss = loss or nn.functional.cross_entropy
     classes = int(y.max()) + 1 if weight is None else weight.shape[0]
     weight = torch.zeros(classes, x.shape[1], dtype=x.dtype) if weight is None else weight.detach().clone()
     bias = torch.zeros(classes, dtype=x.dtype) if bias is None else bias.detach().clone()
@@ -338,9 +300,9 @@ def fit_softmax_regression(x: torch.Tensor, y: torch.Tensor, l2: float, weight: 
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(x @ weight.T + bias, y) + 0.5 * l2 * (weight * weight).sum()
-        loss.backward()
-        return loss
+        value = loss(x @ weight.T + bias, y) + 0.5 * l2 * (weight * weight).sum()
+        value.backward()
+        return value
 
     with torch.enable_grad():
         optimizer.step(closure)
@@ -357,7 +319,7 @@ def _fit_adamw(head: nn.Module, spec: TaskSpec, src: Source, train: tuple, dev: 
     max_epochs = ADAMW_MAX_EPOCHS if has_dev else ADAMW_EPOCHS_WITHOUT_DEV
     reads = head_class(spec).reads
     generator = torch.Generator().manual_seed(seed)
-    metric = METRIC_FOR_KIND[spec.kind]
+    metric = headline_metric(spec)
     best_score, best_state, best_epoch, bad = -math.inf, None, 0, 0
     candidates: dict[str, float] = {}
     epoch = 0
@@ -392,25 +354,29 @@ def _fit_adamw(head: nn.Module, spec: TaskSpec, src: Source, train: tuple, dev: 
 def _score_head(head: nn.Module, spec: TaskSpec, src: Source, feats: SplitFeatures | None, split: str) -> dict[str, float]:
     """One task's metrics on a split, from cached features (the same decisions as `evaluate`)."""
     gold, pred = _predict_cached(head, spec, src, feats, split)
-    return task_metrics(spec.kind, gold, pred) if gold else {}
+    return task_metrics(spec.kind, gold, pred, spec) if gold else {}
 
 
-def _predict_cached(head: nn.Module, spec: TaskSpec, src: Source, feats: SplitFeatures | None, split: str) -> tuple[list, list]:
+def _predict_cached(head: nn.Module, spec: TaskSpec, src: Source, feats: SplitFeatures | None, split: str,
+                    raw: bool = False) -> tuple[list, list]:
+    """Gold labels and predictions (each kind's `guesses`; `raw`: output rows) from cached features."""
     examples = src.splits.get(split) or []
     if feats is None or not examples:
         return [], []
+    kind = kind_of(spec.kind)
     was_training = head.training
     head.eval()
-    labels = spec.labels
     gold: list = []
     pred: list = []
-    if not head_class(spec).token_level:
-        ids = head({"pooled": torch.from_numpy(np.ascontiguousarray(feats.pooled))}).argmax(-1).numpy()  # type: ignore[arg-type]
+    if not kind.token_level:
+        out = head({"pooled": torch.from_numpy(np.ascontiguousarray(feats.pooled))}).float().numpy()  # type: ignore[arg-type]
+        guesses = list(out) if raw else kind.guesses(spec, out, None)
         for i, e in enumerate(examples):
             if spec.name in e.labels:
                 gold.append(e.labels[spec.name])
-                pred.append(labels[int(ids[i])])
+                pred.append(guesses[i])
     else:
+        labels = spec.labels
         ids = head({"token_embeddings": torch.from_numpy(np.ascontiguousarray(feats.words))}).argmax(-1).numpy()  # type: ignore[arg-type]
         for i, e in enumerate(examples):
             if spec.name not in e.labels:
@@ -423,6 +389,18 @@ def _predict_cached(head: nn.Module, spec: TaskSpec, src: Source, feats: SplitFe
     return gold, pred
 
 
+@torch.no_grad()
+def _tune(head: nn.Module, spec: TaskSpec, src: Source, feats: SplitFeatures | None) -> dict[str, Any]:
+    """The kind's decision settings (multi-label thresholds) fit on dev outputs, stored in the spec."""
+    kind = kind_of(spec.kind)
+    if not kind.tunes or feats is None:
+        return {}
+    gold, outputs = _predict_cached(head, spec, src, feats, "dev", raw=True)
+    update = kind.tune(spec, gold, outputs) if gold else {}
+    spec.stats.update(update)
+    return update
+
+
 def evaluate_cached(model: MultiTaskModel, sources: list[Source], feats: dict, split: str, tasks: Sequence[str]) -> dict[str, dict[str, float]]:
     """Per-task metrics on a split: heads from cached features; similarity through the encoder."""
     out: dict[str, dict[str, float]] = {}
@@ -430,7 +408,7 @@ def evaluate_cached(model: MultiTaskModel, sources: list[Source], feats: dict, s
         wanted = [t for t in src.tasks if t in tasks]
         if not wanted or not src.splits.get(split):
             continue
-        if src.kind == "pair":  # no parameters to fit; scored by running the encoder on the pairs
+        if src.pairs:  # scored by running the encoder on the pairs
             out.update(evaluate(model, [src], split))
             continue
         for task in wanted:
@@ -479,7 +457,7 @@ def train_frozen(cfg: RunConfig, out: Path, device: Any, say: Callable[[str], No
     for task, fit in report.tasks.items():  # one curves.csv row per candidate l2 (or AdamW epoch)
         for i, (candidate, score) in enumerate(fit.candidates.items(), 1):
             state.history.append({"type": "eval", "step": i, "epoch": 1, "task": task,
-                                  METRIC_FOR_KIND[specs[task].kind]: score, "candidate": candidate, "solver": fit.solver})
+                                  headline_metric(specs[task]): score, "candidate": candidate, "solver": fit.solver})
     state.seconds = time.time() - started
     write_training_files(out, state, cfg, specs)
     if report.test:

@@ -19,9 +19,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..console import progress as progress_bar
-from ..console import say as console_say
+from ..console import progress as progress_bar, say as console_say
 from ..errors import PolyheadError
+from ..kinds import kind_of
 from ..modeling.card import retention_line
 from ..modeling.model import MultiTaskModel, load
 from ..modeling.tasks import TaskSpec
@@ -35,7 +35,7 @@ from .distill import Distiller
 from .evaluation import evaluate, headline, plot_curves, selection_reference, summarize, write_training_files
 from .freezing import GradualUnfreezer, apply_freezing, param_groups
 from .frozen import train_frozen, uses_feature_cache
-from .refit import refit_heads
+from .refit import refit_heads, tune_decisions_on_dev
 from .sampling import TaskSampler
 from .state import TrainResult, TrainState
 from .weighting import LossWeighting
@@ -57,18 +57,18 @@ class Objective(nn.Module):
         """One encoder pass (two for a pair batch); each labelled task's loss; their weighted sum
         (plus, with training.anchor_weight, the anchor term, which no weighting sees)."""
         model, distiller = self.model, self.distiller
-        if batch["kind"] == "pair":
+        if batch["pairs"]:
             task = batch["task"]
             head = model.heads[task]
             features = [model.encoder(**batch["a"]), model.encoder(**batch["b"])]
             a, b = head(features[0]), head(features[1])
-            losses = {task: distiller.pair_loss(batch, head, a, b) if distiller else head.loss(a, b, batch["scores"])}
+            losses = {task: distiller.pair_loss(batch, head, a, b) if distiller else head.loss(a, b, batch["labels"][task])}
         else:
             features = [model.encoder(**batch["inputs"])]
             losses = {}
             for task, labels in batch["labels"].items():
-                if (labels != -100).any():  # a batch may hold no label for one of its tasks
-                    head = model.heads[task]
+                head = model.heads[task]
+                if head.labelled(labels).any():  # a batch may hold no label for one of its tasks
                     out = head(features[0])
                     losses[task] = distiller.text_loss(batch, task, head, out, labels) if distiller else head.loss(out, labels)
         total = self.weighting.combine(losses)
@@ -464,10 +464,11 @@ def finish(run: Run, state: TrainState) -> TrainResult:
     run.accelerator.wait_for_everyone()
     tr = run.cfg.training
     kept = None  # the saved model, once loaded
-    if tr.refit_heads and run.has_dev:
-        if run.main:  # the second stage: heads refit on the kept model's encoder, frozen
+    if run.has_dev and (tr.refit_heads or any(kind_of(s.kind).tunes for s in run.specs.values())):
+        if run.main:  # the second stage: heads refit on the kept model's encoder, frozen; decisions tuned on dev
             kept = load(run.out, device=run.accelerator.device)
-            state.refit = refit_heads(kept, run.sources, run.cfg, run.say)
+            state.refit = refit_heads(kept, run.sources, run.cfg, run.say) if tr.refit_heads else {}
+            tune_decisions_on_dev(kept, run.sources, run.cfg, run.say)
             kept.save(run.out)
             # metrics.json's dev scores are the saved model's: with any refit head kept, they changed.
             state.best_dev = evaluate(kept, run.sources, "dev", tr.eval_batch_size)

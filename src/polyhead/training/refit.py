@@ -8,13 +8,13 @@ from typing import Callable
 
 import torch
 
-from ..modeling.heads import head_class
+from ..kinds import kind_of
 from ..modeling.model import MultiTaskModel
 from .config import RunConfig
 from .data import Source
-from .evaluation import evaluate
+from .evaluation import evaluate, tune_decisions
 from .frozen import fit_frozen_heads
-from .metrics import METRIC_FOR_KIND
+from .metrics import headline_metric
 
 
 def refit_heads(model: MultiTaskModel, sources: list[Source], cfg: RunConfig, say: Callable[[str], None]) -> dict[str, str]:
@@ -25,7 +25,7 @@ def refit_heads(model: MultiTaskModel, sources: list[Source], cfg: RunConfig, sa
     if cfg.freeze.all:
         return {}  # nothing may learn
     # A head the config freezes (freeze.heads) stays as it is: the refit is training too.
-    names = [t for t in model.tasks if head_class(model.tasks[t]).per_text and t not in cfg.freeze.heads]
+    names = [t for t in model.tasks if kind_of(model.tasks[t].kind).frozen_fit and t not in cfg.freeze.heads]
     if not names:
         return {}
     with torch.no_grad():
@@ -35,7 +35,7 @@ def refit_heads(model: MultiTaskModel, sources: list[Source], cfg: RunConfig, sa
                               weight_decay=tr.weight_decay, seed=tr.seed, progress=False, say=say)
     lines = {}
     for t in names:
-        metric = METRIC_FOR_KIND[model.tasks[t].kind]
+        metric = headline_metric(model.tasks[t])
         was, now = (before.get(t) or {}).get(metric), (report.dev.get(t) or {}).get(metric)
         if was is None or now is None or now <= was:
             model.heads[t].load_state_dict(old[t])
@@ -44,3 +44,16 @@ def refit_heads(model: MultiTaskModel, sources: list[Source], cfg: RunConfig, sa
             lines[t] = f"{t}: refit head kept (dev {metric} {was:.4f} -> {now:.4f})"
         say(lines[t])
     return lines
+
+
+def tune_decisions_on_dev(model: MultiTaskModel, sources: list[Source], cfg: RunConfig, say: Callable[[str], None]) -> None:
+    """The kept model's decision settings (multi-label thresholds) fit on dev, one line per task."""
+    for task, update in tune_decisions(model, sources, "dev", cfg.training.eval_batch_size).items():
+        shown = ", ".join(f"{k}: {_short(v)}" for k, v in update.items())
+        say(f"{task}: tuned on dev ({shown})")
+
+
+def _short(value: object) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value[:8]) + (", ..." if len(value) > 8 else "") + "]"
+    return str(value)

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..kinds import kind_of
 from ..modeling.model import MultiTaskModel
 from .data import Source
 
@@ -84,7 +85,7 @@ def build_probe(model: MultiTaskModel, sources: Sequence[Source], batch_size: in
     with torch.random.fork_rng(devices=[]):  # never disturb the training RNG stream
         start = _encode(model, texts, batch_size)
         before: dict[str, float] = {}
-        pair_sources = [s for s in sources if s.kind == "pair" and s.splits.get("dev")]
+        pair_sources = [s for s in sources if s.pairs and kind_of(model.tasks[s.tasks[0]].kind).cosine and s.splits.get("dev")]
         if pair_sources:
             from .evaluation import evaluate
 
@@ -130,7 +131,7 @@ def against(model: MultiTaskModel, base: Any, sources: Sequence[Source], split: 
         start = np.asarray(base.encode(texts, batch_size=batch_size, normalize=True), dtype=np.float32)
         now = _encode(model, texts, batch_size)
         before: dict[str, float] = {}
-        pairs = [s for s in sources if s.kind == "pair" and s.splits.get(split)]
+        pairs = [s for s in sources if s.pairs and kind_of(model.tasks[s.tasks[0]].kind).cosine and s.splits.get(split)]
         if pairs and metrics:
             from .evaluation import evaluate
 

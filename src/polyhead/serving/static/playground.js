@@ -140,6 +140,27 @@ function bars(name, res) {
   return html + "</div>";
 }
 
+function kindOf(name) {
+  const task = (info && info.tasks || []).find((t) => t.name === name);
+  return task ? task.kind : "";
+}
+
+// A multi-label head: the labels over their thresholds as chips, then every label's probability.
+function chips(name, res) {
+  const on = res.labels.map((l) => `<span class="chip">${esc(l)}</span>`).join("") || '<span class="none">no label</span>';
+  return bars(name, res).replace("</h3>", `</h3><div class="chips">${on}</div>`);
+}
+
+// A regression head: the predicted number (or numbers), in the data's units.
+function numbers(name, res) {
+  const rows = typeof res.score === "number" ? [["", res.score]] : Object.entries(res.scores || {});
+  let html = `<div class="head" data-task="${esc(name)}"><h3>${esc(name)}</h3>`;
+  rows.forEach(([label, v]) => {
+    html += `<div class="number">${label ? `<span class="name">${esc(label)}</span> ` : ""}<strong>${Number(v).toPrecision(4)}</strong></div>`;
+  });
+  return html + "</div>";
+}
+
 function renderResults(results) {
   const types = new Set();
   let html = "";
@@ -151,6 +172,10 @@ function renderResults(results) {
       if (res.entities) {
         entities = entities.concat(res.entities);
         res.entities.forEach((e) => types.add(e.type));
+      } else if (kindOf(name) === "regression") {
+        heads += numbers(name, res);
+      } else if (Array.isArray(res.labels)) {
+        heads += chips(name, res);
       } else if (res.scores) {
         heads += bars(name, res);
       }
