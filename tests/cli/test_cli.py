@@ -60,6 +60,7 @@ def _front_matter(text: str) -> dict:
     return yaml.safe_load(text[4:].partition("\n---\n")[0])
 
 
+@pytest.mark.slow  # `make test-slow` (and CI) runs it
 def test_info_shows_where_the_model_card_is_and_card_prints_it(tiny_model_dir, tmp_path):
     import shutil
 

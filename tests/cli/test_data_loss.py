@@ -133,6 +133,7 @@ def test_train_into_a_finished_model_needs_overwrite(tiny_model_dir: Path, tmp_p
 
 
 # -- benchmark --output-dir ----------------------------------------------------------------------
+@pytest.mark.slow  # `make test-slow` (and CI) runs it
 def test_benchmark_does_not_delete_folders_it_did_not_make(tiny_dir: Path, tmp_path: Path) -> None:
     data = tmp_path / "sts.jsonl"
     pairs = [("a cat sits", "a cat is sitting", 4.8), ("a dog runs", "stocks fell", 0.2), ("the sun is hot", "it is sunny", 3.5)]

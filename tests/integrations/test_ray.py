@@ -213,6 +213,7 @@ def write_inputs(folder: Path) -> list[dict]:
     return rows
 
 
+@pytest.mark.slow  # `make test-slow` (and CI) runs it
 def test_cli_parquet_and_jsonl_end_to_end(ray_cluster, tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
     from polyhead import cli
 

@@ -129,6 +129,7 @@ def test_training_warns_in_one_line_when_the_embedding_moved_past_the_threshold(
     assert len(warnings) == 1 and "training.anchor_weight (now 0)" in warnings[0]
 
 
+@pytest.mark.slow  # `make test-slow` (and CI) runs it
 def test_card_info_and_evaluate_show_the_retention(unanchored, tmp_path):
     folder, _, config = unanchored
     moved = json.loads((folder / "training" / "metrics.json").read_text())["retention"]

@@ -191,6 +191,7 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path):
     assert ma["dev"] == mb["dev"] and ma["global_step"] == mb["global_step"]
 
 
+@pytest.mark.slow  # `make test-slow` (and CI) runs it
 def test_cli_train_then_predict_and_evaluate(tmp_path):
     config = write_config(tmp_path, epochs=1)
     out = _run_cli("train", str(config), "--output", str(tmp_path / "m"), "--no-progress")

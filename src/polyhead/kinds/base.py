@@ -175,6 +175,12 @@ class Kind:
 
     # -- reporting --------------------------------------------------------------------------
     @classmethod
+    def decode_pairs(cls, spec: Any, state: dict[str, np.ndarray] | None, a: np.ndarray, b: np.ndarray) -> list[dict[str, Any]]:
+        """A pair kind's prediction for each pair from the two sides' sentence embeddings (NumPy,
+        shared by every backend); `state`: the head's weights as NumPy arrays."""
+        raise NotImplementedError(f"{cls.name} tasks do not predict pairs")
+
+    @classmethod
     def from_cosine(cls, task: dict[str, Any], cos: np.ndarray) -> list[float]:
         """A cosine kind's scores on its own scale from the pairs' cosines (`task`: /info's entry)."""
         raise NotImplementedError(f"{cls.name} tasks do not score pairs by cosine")

@@ -5,11 +5,12 @@ from ..errors import PolyheadError
 from .base import Kind
 from .classification import Classification
 from .multilabel import MultiLabel
+from .pair_classification import PairClassification
 from .regression import Regression
 from .similarity import Similarity
 from .token import Token
 
-KINDS: dict[str, type[Kind]] = {k.name: k for k in (Classification, MultiLabel, Regression, Token, Similarity)}
+KINDS: dict[str, type[Kind]] = {k.name: k for k in (Classification, MultiLabel, Regression, Token, Similarity, PairClassification)}
 # Friendly names people write in configs, mapped to the kind that serves them.
 ALIASES: dict[str, str] = {alias: k.name for k in KINDS.values() for alias in k.aliases}
 

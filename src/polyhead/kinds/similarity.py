@@ -135,6 +135,14 @@ class Similarity(Kind):
         return similarity_metrics(gold, pred)
 
     @classmethod
+    def decode_pairs(cls, spec: Any, state: dict[str, np.ndarray] | None, a: np.ndarray, b: np.ndarray) -> list[dict[str, Any]]:
+        """Each pair's cosine and the score on the task's own scale (`from_cosine`)."""
+        unit = lambda x: x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)  # noqa: E731
+        cos = (unit(a.astype(np.float32)) * unit(b.astype(np.float32))).sum(axis=1)
+        scores = cls.from_cosine({"score_range": list(spec.score_range)}, cos)
+        return [{"score": s, "cosine": float(c)} for s, c in zip(scores, cos)]
+
+    @classmethod
     def from_cosine(cls, task: dict[str, Any], cos: np.ndarray) -> list[float]:
         """Training maps gold scores onto [0, 1] cosine targets; this is the inverse, clipped
         because a cosine below 0 has no meaning on a 0-5 scale."""

@@ -42,6 +42,12 @@ class InferenceModel(Protocol):
     def similarity(self, texts_a: Sequence[str], texts_b: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Cosine similarity of each pair (texts_a[i], texts_b[i])."""
 
+    def predict_pairs(self, pairs: Sequence[Sequence[str]], tasks: Sequence[str] | None = None, batch_size: int = 32) -> list[dict[str, Any]]:
+        """For each pair of texts: {"pair", "tasks": {name: prediction}} from every (or each chosen) pair head."""
+
+    def pair_head_states(self) -> dict[str, dict[str, np.ndarray]]:
+        """The pair heads' weights as NumPy arrays, by task (what decode_pairs reads)."""
+
     def info(self) -> dict[str, Any]:
         """A summary for people: encoder choices, tasks and labels, backend details."""
 
@@ -141,6 +147,51 @@ def prediction(
         item["embedding"] = embedding
     item["tasks"] = {name: decode(specs[name], p, text, offsets) for name, p in probs.items()}
     return item
+
+
+def check_pairs(pairs: Sequence[Sequence[str]]) -> tuple[list[str], list[str]]:
+    """The first and second texts of pairs, each pair two strings; a one-line error otherwise."""
+    firsts, seconds = [], []
+    for i, pair in enumerate(pairs):
+        if isinstance(pair, str) or len(pair) != 2 or not all(isinstance(t, str) for t in pair):
+            raise PolyheadError(f"pair {i} must be two texts, got {pair!r:.80}")
+        firsts.append(pair[0])
+        seconds.append(pair[1])
+    return firsts, seconds
+
+
+def pair_tasks(specs: dict[str, TaskSpec], names: Sequence[str] | None) -> list[str]:
+    """The pair tasks among `names` (None: every pair task); a task that predicts per text is refused."""
+    if names is None:
+        return [n for n, s in specs.items() if kind_of(s.kind).pairs]
+    unknown = [n for n in names if n not in specs]
+    if unknown:
+        raise PolyheadError(f"unknown task(s) {', '.join(unknown)}; this model has {', '.join(specs) or 'none'}")
+    single = [n for n in names if not kind_of(specs[n].kind).pairs]
+    if single:
+        raise PolyheadError(f"task(s) {', '.join(single)} predict one text at a time: use predict()")
+    return list(names)
+
+
+def decode_pairs(specs: dict[str, TaskSpec], states: dict[str, dict[str, np.ndarray]], names: Sequence[str],
+                 firsts: list[str], a: np.ndarray, seconds: list[str], b: np.ndarray) -> list[dict[str, Any]]:
+    """Each pair's `predict_pairs()` item from both sides' sentence embeddings: every pair head's
+    prediction (pair classification: label and probabilities; similarity: score and cosine)."""
+    out: list[dict[str, Any]] = [{"pair": [x, y], "tasks": {}} for x, y in zip(firsts, seconds)]
+    for name in names:
+        for item, pred in zip(out, kind_of(specs[name].kind).decode_pairs(specs[name], states.get(name), a, b)):
+            item["tasks"][name] = pred
+    return out
+
+
+def predict_pairs(model: Any, pairs: Sequence[Sequence[str]], tasks: Sequence[str] | None, batch_size: int,
+                  states: dict[str, dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+    """`predict_pairs()` for either backend: both sides encoded once, then every pair head."""
+    firsts, seconds = check_pairs(pairs)
+    names = pair_tasks(model.tasks, tasks)
+    a = model.encode(firsts, batch_size=batch_size) if firsts else np.zeros((0, 1), np.float32)
+    b = model.encode(seconds, batch_size=batch_size) if seconds else np.zeros((0, 1), np.float32)
+    return decode_pairs(model.tasks, states, names, firsts, a, seconds, b)
 
 
 def paired_similarity(model: Any, texts_a: Sequence[str], texts_b: Sequence[str], batch_size: int = 32) -> np.ndarray:

@@ -328,15 +328,19 @@ def _scores_section(data: dict[str, Any]) -> list[str]:
 def _usage(data: dict[str, Any]) -> list[str]:
     name = data["name"]
     per_text = [t["name"] for t in _tasks(data) if (_kind(t) is None or _kind(t).per_text)]
+    pairs = [t["name"] for t in _tasks(data) if _kind(t) is not None and _kind(t).pairs]
     return [
         "## Use", "", "```python", "import polyhead", "",
         f'model = polyhead.load("{name}")  # this folder',
         'model.encode(["A sentence to embed."])  # embeddings',
         'model.predict(["A sentence to label."])  # the embedding and every head\'s prediction'
         + (f" ({', '.join(per_text)})" if per_text else ""),
-        'model.similarity(["a text"], ["another text"])  # cosine similarity of pairs', "```", "",
+        'model.similarity(["a text"], ["another text"])  # cosine similarity of pairs',
+        *([f'model.predict_pairs([("a text", "another text")])  # every pair head ({", ".join(pairs)})'] if pairs else []),
+        "```", "",
         "From the command line:", "", "```bash",
         f'polyhead predict {name} "A sentence to label."',
+        *([f"polyhead predict {name} --pairs pairs.jsonl  # sentence1/sentence2 per line"] if pairs else []),
         f"polyhead serve {name}  # HTTP: /v1/embeddings, /predict, /similarity, /info",
         f"polyhead export {name}  # ONNX into {name}/onnx (needs: pip install 'polyhead[onnx]')",
         f"polyhead serve {name} --backend onnx  # serve the ONNX export",

@@ -19,7 +19,7 @@ from ..console import progress
 from ..errors import PolyheadError
 from ..io import read_json, replace_dir, write_bytes_atomic, write_json_atomic
 from .backbone import FIX_FOLDER, check_safetensors_file
-from .backend import describe_encoder, paired_similarity, prediction
+from .backend import describe_encoder, paired_similarity, predict_pairs, prediction
 from .card import write_card
 from .encoder import Encoder, autocast_context
 from .heads import activate, build_head, per_text_tasks
@@ -100,6 +100,18 @@ class MultiTaskModel(nn.Module):
     def similarity(self, texts_a: Sequence[str], texts_b: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Cosine similarity of each pair (texts_a[i], texts_b[i])."""
         return paired_similarity(self, texts_a, texts_b, batch_size)
+
+    @torch.inference_mode()
+    def predict_pairs(self, pairs: Sequence[Sequence[str]], tasks: Sequence[str] | None = None, batch_size: int = 32) -> list[dict[str, Any]]:
+        """For each pair of texts (a, b): {"pair": [a, b], "tasks": {name: prediction}} from every (or
+        each chosen) pair head: pair classification gives the label, its probability and every
+        label's; similarity the score on its scale and the cosine. Each text is encoded once."""
+        return predict_pairs(self, pairs, tasks, batch_size, self.pair_head_states())
+
+    def pair_head_states(self) -> dict[str, dict[str, np.ndarray]]:
+        """The pair heads' weights as NumPy arrays, by task (what every backend's pair decoding reads)."""
+        return {name: {k: v.detach().float().cpu().numpy() for k, v in self.heads[name].state_dict().items()}
+                for name, spec in self.tasks.items() if kind_of(spec.kind).pairs}
 
     @torch.inference_mode()
     def predict(

@@ -34,6 +34,7 @@ from ..io import check_replaceable_dir, read_json, replace_dir, write_json_atomi
 from ..kinds import kind_of
 from ..modeling.encoder import Encoder
 from ..modeling.model import CONFIG_FILE, MultiTaskModel
+from .graph import write_pair_heads
 from .runtime import FORMAT_NAME, FORMAT_VERSION, FP32_FILE, INT8_FILE, MANIFEST, TOKENIZER_DIR, make_session
 
 OPSET = 17
@@ -92,6 +93,7 @@ def export_onnx(
             quant_info = _quantize_int8(tmp / FP32_FILE, tmp / INT8_FILE, heads, probe)
             files["int8"] = INT8_FILE
         model.encoder.tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
+        pair_heads = write_pair_heads(model, tmp)
         manifest = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -108,6 +110,7 @@ def export_onnx(
             "outputs": _output_specs(model, heads),
             "tasks": {name: (f"logits.{name}" if name in heads else None) for name in model.tasks},
             "tokenizer": TOKENIZER_DIR,
+            "pair_heads": pair_heads,  # pair-classification heads' weights, run in NumPy on sentence_embedding
             "polyhead": model.config_dict(),
         }
         write_json_atomic(tmp / MANIFEST, manifest)

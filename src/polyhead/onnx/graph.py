@@ -23,6 +23,7 @@ from ..modeling.backend import (
     describe_encoder,
     length_sorted_batches,
     paired_similarity,
+    predict_pairs,
     prediction,
 )
 from ..modeling.heads import activate, per_text_tasks
@@ -30,6 +31,34 @@ from ..modeling.model import select_tasks
 from ..modeling.tasks import TaskSpec
 
 TOKENIZER_DIR = "tokenizer"
+# The pair heads' weights (pair classification), beside the graph: they read two texts' sentence
+# embeddings, which the graph gives, so they run in NumPy (kinds/pair_classification.py).
+PAIR_HEADS_FILE = "pair_heads.safetensors"
+
+
+def write_pair_heads(model: Any, folder: Path) -> str | None:
+    """Save `model`'s pair heads' weights into folder/PAIR_HEADS_FILE (None when it has none with weights)."""
+    from safetensors.numpy import save_file
+
+    tensors = {f"{task}/{k}": v for task, state in model.pair_head_states().items() for k, v in state.items()}
+    if not tensors:
+        return None
+    save_file(tensors, str(folder / PAIR_HEADS_FILE))
+    return PAIR_HEADS_FILE
+
+
+def read_pair_heads(folder: Path, manifest: dict[str, Any]) -> dict[str, dict[str, np.ndarray]]:
+    """The pair heads' weights an export folder holds, by task (safetensors: nothing is unpickled)."""
+    name = manifest.get("pair_heads")
+    if not name:
+        return {}
+    from safetensors.numpy import load_file
+
+    states: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in load_file(str(Path(folder) / name)).items():
+        task, _, param = key.partition("/")
+        states.setdefault(task, {})[param] = value
+    return states
 
 
 def require(module: str, extra: str, what: str) -> Any:
@@ -113,6 +142,7 @@ class GraphModel:
         # exported graphs run on CPUs, where smaller batches of long texts are faster.
         self.batch_tokens: int | None = CPU_BATCH_TOKENS
         self._warned_truncation = False
+        self._pair_states: dict[str, dict[str, np.ndarray]] | None = None
 
     # -- what a backend provides ----------------------------------------------------------------
     def _run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -223,6 +253,16 @@ class GraphModel:
     def similarity(self, texts_a: Sequence[str], texts_b: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Cosine similarity of each pair (texts_a[i], texts_b[i])."""
         return paired_similarity(self, texts_a, texts_b, batch_size)
+
+    def predict_pairs(self, pairs: Sequence[Sequence[str]], tasks: Sequence[str] | None = None, batch_size: int = 32) -> list[dict[str, Any]]:
+        """For each pair of texts: every (or each chosen) pair head's prediction (see MultiTaskModel.predict_pairs)."""
+        return predict_pairs(self, pairs, tasks, batch_size, self.pair_head_states())
+
+    def pair_head_states(self) -> dict[str, dict[str, np.ndarray]]:
+        """The pair heads' weights, from the export's PAIR_HEADS_FILE (NumPy arrays, by task)."""
+        if self._pair_states is None:
+            self._pair_states = read_pair_heads(self.folder, self.manifest)
+        return self._pair_states
 
     # -- facts ----------------------------------------------------------------------------
     def config_dict(self) -> dict[str, Any]:

@@ -232,6 +232,8 @@ def export_openvino(
             quant_info = _quantize_int8(ov, tmp, graph_dir, texts[:calibration_size], source, onnx_manifest)
             files["int8"] = INT8_FILE
         shutil.move(str(graph_dir / onnx_manifest.get("tokenizer", TOKENIZER_DIR)), str(tmp / TOKENIZER_DIR))
+        if onnx_manifest.get("pair_heads"):
+            shutil.move(str(graph_dir / onnx_manifest["pair_heads"]), str(tmp / onnx_manifest["pair_heads"]))
         shutil.rmtree(graph_dir)
         manifest = {
             "format": FORMAT_NAME,
@@ -248,6 +250,7 @@ def export_openvino(
             "outputs": onnx_manifest["outputs"],
             "tasks": onnx_manifest["tasks"],
             "tokenizer": TOKENIZER_DIR,
+            "pair_heads": onnx_manifest.get("pair_heads"),
             "polyhead": onnx_manifest["polyhead"],
         }
         write_json_atomic(tmp / MANIFEST, manifest)

@@ -70,5 +70,6 @@ def create_app(model_or_encoder: Any, settings: Optional[ServeSettings] = None) 
     app.add_middleware(ArrivalMiddleware, batcher=batcher)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
-    add_routes(app, ServerContext(settings, facts, model_name, batcher, metrics))
+    pair_states = model.pair_head_states() if hasattr(model, "pair_head_states") else {}
+    add_routes(app, ServerContext(settings, facts, model_name, batcher, metrics, dict(model.tasks), pair_states))
     return app

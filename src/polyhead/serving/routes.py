@@ -16,6 +16,7 @@ from .. import __version__
 from ..errors import PolyheadError
 from ..io import read_json
 from ..kinds import kind_of
+from ..modeling.backend import decode_pairs
 from .batcher import MicroBatcher
 from .errors import ApiError
 from .metrics import Metrics
@@ -32,6 +33,8 @@ class ServerContext:
     model_name: str
     batcher: MicroBatcher
     metrics: Metrics
+    specs: dict[str, Any] = field(default_factory=dict)  # task name -> TaskSpec (what pair decoding reads)
+    pair_states: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # the pair heads' weights
     task_specs: dict[str, dict[str, Any]] = field(init=False)
     default_tasks: list[str] = field(init=False)
     similarity_tasks: list[dict[str, Any]] = field(init=False)
@@ -82,7 +85,7 @@ class ServerContext:
         if pair_tasks:
             raise ApiError(
                 422,
-                f"task(s) {', '.join(map(repr, pair_tasks))} score pairs of texts: use POST /similarity",
+                f"task(s) {', '.join(map(repr, pair_tasks))} score pairs of texts: use POST /pairs (cosine scores: POST /similarity)",
                 param="tasks",
                 code="pair_task",
             )
@@ -177,6 +180,30 @@ def add_routes(app: Any, ctx: ServerContext) -> None:
         for t in ctx.similarity_tasks:
             heads[t["name"]] = kind_of(t["kind"]).from_cosine(t, cos)
         return JSONResponse({"model": model_name, "scores": [float(c) for c in cos], "tasks": heads})
+
+    @app.post("/pairs", responses=S.errors(400, 401, 413, 415, 422, 503))
+    async def pairs(body: S.PairsRequest, request: Request) -> JSONResponse:  # type: ignore[name-defined]
+        """Every (or each chosen) pair head's prediction per pair: pair classification (label and
+        probabilities), similarity (score on its scale and cosine). Each text is encoded once."""
+        names = [t for t, spec in ctx.specs.items() if kind_of(spec.kind).pairs] if body.tasks is None else list(dict.fromkeys(body.tasks))
+        unknown = [t for t in names if t not in ctx.specs]
+        if unknown:
+            raise ApiError(422, f"unknown task(s) {', '.join(map(repr, unknown))}; this model has {', '.join(ctx.specs) or 'none'}",
+                           param="tasks", code="unknown_task")
+        single = [t for t in names if not kind_of(ctx.specs[t].kind).pairs]
+        if single:
+            raise ApiError(422, f"task(s) {', '.join(map(repr, single))} predict one text at a time: use POST /predict",
+                           param="tasks", code="text_task")
+        firsts = [a for a, _ in body.pairs]
+        seconds = [b for _, b in body.pairs]
+        texts = firsts + seconds
+        n = len(body.pairs)
+        ctx.check_limits(texts, lambda i: "pairs" if i < 0 else f"pairs[{i % n}][{i // n}]")
+        result = await batcher.submit(texts, embeddings=True, scope=request.scope)
+        metrics.inc("polyhead_texts_total", {"endpoint": "/pairs"}, len(texts))
+        vecs = np.stack([np.asarray(v, dtype=np.float32) for v in result.embeddings])
+        items = decode_pairs(ctx.specs, ctx.pair_states, names, firsts, vecs[:n], seconds, vecs[n:])
+        return JSONResponse({"model": model_name, "results": items})
 
     @app.post("/rerank", responses=S.errors(400, 401, 413, 415, 422, 503))
     async def rerank(body: S.RerankRequest, request: Request) -> JSONResponse:  # type: ignore[name-defined]

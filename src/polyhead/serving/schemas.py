@@ -85,12 +85,17 @@ def build_schemas() -> SimpleNamespace:
         # Typos ("task" for "tasks") must fail loudly rather than silently run every head.
         model_config = ConfigDict(extra="forbid")
         texts: list[Text] = Field(..., min_length=1, description="the texts to run every (or each chosen) head on")
-        tasks: Optional[list[Text]] = Field(None, description="head names; default: every classification/token head")
+        tasks: Optional[list[Text]] = Field(None, description="head names; default: every head that predicts per text")
         embeddings: StrictBool = Field(True, description="include each text's sentence embedding")
 
     class SimilarityRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
         pairs: list[tuple[Text, Text]] = Field(..., min_length=1, description="[[text_a, text_b], ...]")
+
+    class PairsRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        pairs: list[tuple[Text, Text]] = Field(..., min_length=1, description="[[text_a, text_b], ...]")
+        tasks: Optional[list[Text]] = Field(None, description="pair head names; default: every pair head")
 
     class RerankRequest(BaseModel):
         # Cohere / text-embeddings-inference style reranking; typos fail loudly.
@@ -130,7 +135,7 @@ def build_schemas() -> SimpleNamespace:
 
     return SimpleNamespace(
         EmbeddingsRequest=EmbeddingsRequest, PredictRequest=PredictRequest, SimilarityRequest=SimilarityRequest,
-        RerankRequest=RerankRequest, EmbedRequest=EmbedRequest, ErrorResponse=ErrorResponse, errors=errors,
+        PairsRequest=PairsRequest, RerankRequest=RerankRequest, EmbedRequest=EmbedRequest, ErrorResponse=ErrorResponse, errors=errors,
     )
 
 

@@ -35,6 +35,7 @@ ENDPOINTS = [
     "POST /v1/embeddings",
     "POST /predict",
     "POST /similarity",
+    "POST /pairs",
     "POST /rerank",
     "POST /embed",
     "GET /info",

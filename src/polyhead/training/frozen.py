@@ -41,6 +41,7 @@ from .data import Source, build_sources, describe
 from .evaluation import evaluate, headline, summarize, write_training_files
 from .features import FEATURES_DIR, FeatureCache, SplitFeatures
 from .lists import sources_from_lists
+from .pairfit import fit_pair_head
 from .freezing import apply_freezing
 from .metrics import headline_metric, task_metrics
 from .state import TrainResult, TrainState
@@ -158,8 +159,18 @@ def fit_frozen_heads(
     for name in names:
         spec = model.tasks[name]
         started = time.perf_counter()
-        if not kind_of(spec.kind).frozen_fit:
+        kind = kind_of(spec.kind)
+        if not kind.frozen_fit:
             fits[name] = HeadFit(name, "none", None, None, {}, 0.0)
+            continue
+        if kind.pairs:  # both texts encoded here (pairs are not in the feature cache), then L-BFGS
+            src = next(s for s in sources if name in s.tasks)
+            torch.manual_seed(seed)
+            chosen_l2, _ = fit_pair_head(model, spec, src, l2, fit_linear, say)
+            dev = evaluate(model, [src], "dev").get(name, {}) if src.splits.get("dev") else {}
+            fits[name] = HeadFit(name, "lbfgs", chosen_l2, None, dev, time.perf_counter() - started)
+            metric = headline_metric(spec)
+            say(f"{name}: lbfgs (l2={chosen_l2:g}) in {fits[name].seconds:.1f}s" + (f"; dev {metric}={dev[metric]:.4f}" if dev else ""))
             continue
         src = next(s for s in text_sources if name in s.tasks)
         train = _task_arrays(spec, src, feats[(src.name, "train")], "train")

@@ -19,8 +19,8 @@ def sources_from_lists(data: dict[str, dict[str, Any]]) -> tuple[list[Source], d
         if not isinstance(spec, dict) or "train" not in spec:
             raise PolyheadError(f"task {name!r}: give a dict with 'train': (texts, labels), and optionally 'dev'/'test'")
         kind = kind_of(spec.get("kind", "classification"))
-        if not kind.frozen_fit:
-            fits = ", ".join(k for k in sorted(KINDS) if KINDS[k].frozen_fit)
+        if not kind.frozen_fit or kind.pairs:
+            fits = ", ".join(k for k in sorted(KINDS) if KINDS[k].frozen_fit and not KINDS[k].pairs)
             raise PolyheadError(f"task {name!r}: kind {kind.name!r} cannot be fit from lists ({fits})")
         splits: dict[str, list[Example]] = {}
         for split in ("train", "dev", "test"):
