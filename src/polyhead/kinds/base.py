@@ -59,6 +59,30 @@ class MLP(nn.Module):
         return self.net[-1]  # type: ignore[return-value]
 
 
+class LabelHead(MLP, Head):
+    """A head scored by cross-entropy over a label set (classification, token, pair classification):
+    the task's class weights (spec.stats["class_weights"]) and label smoothing are its loss's."""
+
+    def __init__(self, spec: Any, in_dim: int, out_dim: int | None = None) -> None:
+        super().__init__(in_dim, len(spec.labels) if out_dim is None else out_dim, spec.hidden_dim, spec.dropout)
+        self.label_smoothing = float(getattr(spec, "label_smoothing", 0.0) or 0.0)
+        weights = (getattr(spec, "stats", None) or {}).get("class_weights")
+        self.register_buffer("class_weights", torch.tensor(weights, dtype=torch.float32) if weights else None, persistent=False)
+
+    def cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over rows (of any leading shape) whose label is not IGNORE_INDEX."""
+        return nn.functional.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX,
+            weight=self.class_weights, label_smoothing=self.label_smoothing,
+        )
+
+
+def balanced_weights(counts: dict[str, int], labels: list[str]) -> list[float]:
+    """scikit-learn's 'balanced' class weights, n / (k * count), for labels in order (unseen: 1)."""
+    n, k = sum(counts.values()), len(labels)
+    return [n / (k * counts[lab]) if counts.get(lab) else 1.0 for lab in labels]
+
+
 class Kind:
     """One task kind. Class attributes describe it; class methods do its work. Subclass per kind."""
 
@@ -136,8 +160,18 @@ class Kind:
 
     @classmethod
     def fit_stats(cls, spec: Any, train_labels: Sequence[Any]) -> dict[str, Any]:
-        """What the kind learns from the training labels before training (saved with the head)."""
-        return {}
+        """What the kind learns from the training labels before training (saved with the head):
+        by default the class weights a task asks for (`balanced`: from the labels' counts)."""
+        weights = getattr(spec, "class_weights", None)
+        if weights is None:
+            return {}
+        if weights == "balanced":
+            counts: dict[str, int] = {}
+            for lab in train_labels:
+                for v in cls.label_values(lab):
+                    counts[v] = counts.get(v, 0) + 1
+            return {"class_weights": balanced_weights(counts, spec.labels)}
+        return {"class_weights": [float(weights.get(lab, 1.0)) for lab in spec.labels]}
 
     @classmethod
     def batch_labels(cls, spec: Any, labels: Sequence[Any], firsts: list[list[int]] | None, shape: tuple[int, ...]) -> torch.Tensor:

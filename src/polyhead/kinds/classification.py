@@ -7,21 +7,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import IGNORE_INDEX, MLP, Head, Kind
+from .base import Kind, LabelHead
 from .metrics import classification_metrics
 
 
-class ClassificationHead(MLP, Head):
+class ClassificationHead(LabelHead):
     """Logits over the task's labels from the pooled sentence vector."""
 
     kind = "classification"
     reads = "pooled"
-
-    def __init__(self, spec: Any, in_dim: int) -> None:
-        super().__init__(in_dim, len(spec.labels), spec.hidden_dim, spec.dropout)
-        self.label_smoothing = float(getattr(spec, "label_smoothing", 0.0) or 0.0)
-        weights = getattr(spec, "stats", {}).get("class_weights")
-        self.register_buffer("class_weights", torch.tensor(weights, dtype=torch.float32) if weights else None, persistent=False)
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits of shape (batch, num_labels)."""
@@ -32,16 +26,7 @@ class ClassificationHead(MLP, Head):
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy against label ids (rows labelled IGNORE_INDEX left out), with the task's
         class weights and label smoothing when it has them."""
-        return nn.functional.cross_entropy(
-            logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX,
-            weight=self.class_weights, label_smoothing=self.label_smoothing,
-        )
-
-
-def balanced_weights(counts: dict[str, int], labels: list[str]) -> list[float]:
-    """scikit-learn's 'balanced' class weights, n / (k * count), for labels in order (unseen: 1)."""
-    n, k = sum(counts.values()), len(labels)
-    return [n / (k * counts[lab]) if counts.get(lab) else 1.0 for lab in labels]
+        return self.cross_entropy(logits, labels)
 
 
 class Classification(Kind):
@@ -55,20 +40,6 @@ class Classification(Kind):
     hub_task = "text-classification"
     frozen_fit = True
     weighted = True  # takes class_weights and label_smoothing
-
-    @classmethod
-    def fit_stats(cls, spec: Any, train_labels: list[Any]) -> dict[str, Any]:
-        """Class weights from the training labels when the task asks for `class_weights: balanced`."""
-        weights = getattr(spec, "class_weights", None)
-        if weights is None:
-            return {}
-        if weights == "balanced":
-            counts: dict[str, int] = {}
-            for lab in train_labels:
-                for v in cls.label_values(lab):
-                    counts[v] = counts.get(v, 0) + 1
-            return {"class_weights": balanced_weights(counts, spec.labels)}
-        return {"class_weights": [float(weights.get(lab, 1.0)) for lab in spec.labels]}
 
     @classmethod
     def decode(cls, spec: Any, probs: np.ndarray, text: str, offsets: list) -> dict[str, Any]:

@@ -9,10 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.special import erf
-from torch import nn
 
 from ..errors import PolyheadError
-from .base import IGNORE_INDEX, MLP, Head, Kind, softmax
+from .base import Kind, LabelHead, softmax
 from .classification import Classification, soft_cross_entropy
 from .metrics import classification_metrics
 
@@ -24,17 +23,14 @@ def pair_features(a: Any, b: Any) -> Any:
     return torch.cat([a, b, (a - b).abs(), a * b], dim=-1)
 
 
-class PairClassificationHead(MLP, Head):
+class PairClassificationHead(LabelHead):
     """Logits over the labels from the two texts' sentence embeddings."""
 
     kind = "pair_classification"
     reads = "sentence_embedding"
 
     def __init__(self, spec: Any, in_dim: int) -> None:
-        super().__init__(4 * in_dim, len(spec.labels), spec.hidden_dim, spec.dropout)
-        self.label_smoothing = float(getattr(spec, "label_smoothing", 0.0) or 0.0)
-        weights = getattr(spec, "stats", {}).get("class_weights")
-        self.register_buffer("class_weights", torch.tensor(weights, dtype=torch.float32) if weights else None, persistent=False)
+        super().__init__(spec, 4 * in_dim)
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         """One side's vector: the sentence embedding (what the server and the exports give too)."""
@@ -46,8 +42,7 @@ class PairClassificationHead(MLP, Head):
 
     def loss(self, a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the pair logits against label ids (with class weights / label smoothing)."""
-        return nn.functional.cross_entropy(self.pair_output(a, b).float(), labels, ignore_index=IGNORE_INDEX,
-                                           weight=self.class_weights, label_smoothing=self.label_smoothing)
+        return self.cross_entropy(self.pair_output(a, b), labels)
 
 
 def mlp_numpy(state: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
@@ -75,7 +70,6 @@ class PairClassification(Kind):
     hub_task = "text-classification"
     frozen_fit = True
     weighted = True
-    fit_stats = Classification.fit_stats
 
     @classmethod
     def decode(cls, spec: Any, probs: np.ndarray, text: str, offsets: list) -> dict[str, Any]:

@@ -5,26 +5,19 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..errors import DataError, PolyheadError
-from .base import IGNORE_INDEX, MLP, Head, Kind
-from .classification import balanced_weights, soft_cross_entropy
+from .base import IGNORE_INDEX, Kind, LabelHead
+from .classification import soft_cross_entropy
 from .metrics import entity_metrics
 from .tagging import bio_to_spans, first_subtokens, split_words
 
 
-class TokenHead(MLP, Head):
+class TokenHead(LabelHead):
     """Logits per sub-token from the per-token states."""
 
     kind = "token"
     reads = "token_embeddings"
-
-    def __init__(self, spec: Any, in_dim: int) -> None:
-        super().__init__(in_dim, len(spec.labels), spec.hidden_dim, spec.dropout)
-        self.label_smoothing = float(getattr(spec, "label_smoothing", 0.0) or 0.0)
-        weights = getattr(spec, "stats", {}).get("class_weights")
-        self.register_buffer("class_weights", torch.tensor(weights, dtype=torch.float32) if weights else None, persistent=False)
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits of shape (batch, seq, num_labels)."""
@@ -32,10 +25,7 @@ class TokenHead(MLP, Head):
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy over labelled sub-tokens only (padding, specials, non-first pieces: -100)."""
-        return nn.functional.cross_entropy(
-            logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX,
-            weight=self.class_weights, label_smoothing=self.label_smoothing,
-        )
+        return self.cross_entropy(logits, labels)
 
 
 def is_iob(tag: str) -> bool:
@@ -96,19 +86,6 @@ class Token(Kind):
             return list(configured)
         types = {tag.partition("-")[2] for tags in train_labels for tag in tags if tag != "O"}
         return bio_labels(sorted(types))
-
-    @classmethod
-    def fit_stats(cls, spec: Any, train_labels: Sequence[Any]) -> dict[str, Any]:
-        weights = getattr(spec, "class_weights", None)
-        if weights is None:
-            return {}
-        if weights == "balanced":
-            counts: dict[str, int] = {}
-            for tags in train_labels:
-                for t in tags:
-                    counts[t] = counts.get(t, 0) + 1
-            return {"class_weights": balanced_weights(counts, spec.labels)}
-        return {"class_weights": [float(weights.get(lab, 1.0)) for lab in spec.labels]}
 
     @classmethod
     def batch_labels(cls, spec: Any, labels: Sequence[Any], firsts: list[list[int]] | None, shape: tuple[int, ...]) -> torch.Tensor:
