@@ -64,3 +64,22 @@ def test_exports_predict_every_kind_as_pytorch_does(model: MultiTaskModel, tmp_p
         assert got["pair"] == want["pair"]
         same(got["tasks"], want["tasks"], 1e-4)
     assert graph.tasks["tags"].stats["thresholds"] == [0.3, 0.5, 0.65]
+
+
+def test_ray_data_columns_for_every_per_text_kind(model: MultiTaskModel, tmp_path: Path) -> None:
+    """The Ray Data predictor (run here in one process, as it runs in each actor) lays each kind's
+    prediction out as typed columns: <task>_labels/_scores, <task>_score, <task>_scores, ..."""
+    pa = pytest.importorskip("pyarrow")
+    from polyhead.integrations.ray import PolyheadPredictor
+
+    model.save(tmp_path / "m")
+    predictor = PolyheadPredictor(str(tmp_path / "m"), embeddings=False, precision="fp32")
+    table = predictor(pa.table({"text": TEXTS}))
+    assert {"tags_labels", "tags_scores", "urgency_score", "mood_scores", "topic_label", "ner_entities"} <= set(table.column_names)
+    assert not any(name.startswith(("same_", "sts_")) for name in table.column_names)  # pair heads need pairs
+    want = model.predict(TEXTS, embeddings=False)
+    assert table.column("tags_labels").to_pylist() == [w["tasks"]["tags"]["labels"] for w in want]
+    assert table.column("urgency_score").to_pylist() == pytest.approx([w["tasks"]["urgency"]["score"] for w in want], abs=1e-4)
+    got = table.column("mood_scores").to_pylist()
+    assert [sorted(g) for g in got] == [["arousal", "valence"]] * len(TEXTS)
+    assert [g["valence"] for g in got] == pytest.approx([w["tasks"]["mood"]["scores"]["valence"] for w in want], abs=1e-4)

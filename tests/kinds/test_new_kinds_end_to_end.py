@@ -199,3 +199,16 @@ def test_csv_multilabel_cells_and_an_unknown_dev_label(tmp_path: Path) -> None:
     assert specs["tags"].labels == ["x", "y"]
     with pytest.raises(PolyheadError, match=r"d.csv:2: unknown label 'z' for task 'tags'"):
         build_sources(load_config(path))
+
+
+def test_auto_teachers_distil_multilabel_and_regression_tasks(tmp_path: Path) -> None:
+    """Distillation works for the new kinds: each teacher's outputs are cached per text and the
+    student learns lambda x teacher + (1 - lambda) x gold (sigmoid targets; standardised numbers)."""
+    path = write_config(tmp_path, epochs=1, distill_teachers={"tags": "auto", "urgency": "auto"}, anchor_weight=0.5)
+    said: list[str] = []
+    result = train(load_config(path), tmp_path / "m", progress=False, log=said.append)
+    assert (tmp_path / "m" / "teachers" / "tags" / "polyhead.json").is_file()
+    assert (tmp_path / "m" / "teachers" / "urgency" / "polyhead.json").is_file()
+    assert any("distillation" in line for line in said)
+    assert {"tags", "urgency", "topic"} <= set(result.dev)
+    assert np.isfinite(result.dev["urgency"]["rmse"])
