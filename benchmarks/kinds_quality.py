@@ -17,6 +17,8 @@ Parts, all on the embedded all-MiniLM-L6-v2 and test scores:
             LogisticRegression (C picked on dev by micro-F1; its thresholds at 0.5 and tuned on dev
             exactly as polyhead tunes them), LogisticRegression for pairs (C picked on dev accuracy). The difference is
             reported in points of the headline metric (Pearson; micro-F1).
+  options   (multi-label only) class_weights: balanced and label_smoothing: 0.1 against neither, each a
+            frozen-encoder head fit with fit_heads on the frozen run's cached features (seconds).
   finetune  `polyhead train` with the encoder training (the defaults: anchor, refit, head lr), on the
             first --train-limit training examples for --epochs epochs; its test headline must be
             above the frozen one.
@@ -70,9 +72,13 @@ def config(task: str, folder: Path, freeze: bool, train_limit: int | None = None
 
 
 def run_train(cfg: dict, out: Path) -> tuple[dict, float]:
+    """Train `cfg` into `out` (a finished run there, from an earlier invocation with --work, is reused)."""
     from polyhead.training import train
     from polyhead.training.config import load_config
 
+    if (out / "training" / "metrics.json").is_file():
+        metrics = json.loads((out / "training" / "metrics.json").read_text())
+        return metrics, float(metrics.get("seconds") or 0.0)
     out.parent.mkdir(parents=True, exist_ok=True)
     path = out.parent / f"{out.name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -86,8 +92,21 @@ def rows(folder: Path, split: str) -> list[dict]:
     return [json.loads(line) for line in (folder / f"{split}.jsonl").read_text().splitlines() if line.strip()]
 
 
-def sklearn_frozen(task: str, folder: Path) -> dict:
-    """scikit-learn on the encoder's pooled features (the vectors polyhead's heads read)."""
+def cached_features(run: Path, counts: dict[str, int]) -> dict[str, np.ndarray] | None:
+    """The pooled features polyhead's frozen run cached (OUTPUT/training/features, float16 on disk,
+    exactly what its heads were fit on), by split (matched by example count); None if not all found."""
+    found = {}
+    for meta_path in (run / "training" / "features").glob("*.json"):
+        inputs = json.loads(meta_path.read_text())["inputs"]
+        for split, n in counts.items():
+            if inputs.get("examples") == n and inputs.get("pooled"):
+                found[split] = np.load(meta_path.with_suffix(".pooled.npy"), allow_pickle=False).astype(np.float32)
+    return found if len(found) == len(counts) and len(set(counts.values())) == len(counts) else None
+
+
+def sklearn_frozen(task: str, folder: Path, run: Path) -> dict:
+    """scikit-learn on the features polyhead's heads read: the frozen run's cached pooled vectors
+    (text tasks), or both texts' sentence embeddings encoded here (pairs, which are not cached)."""
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.multiclass import OneVsRestClassifier
 
@@ -111,9 +130,11 @@ def sklearn_frozen(task: str, folder: Path) -> dict:
         out["logistic"] = {"C": best, **classification_metrics(y["test"], list(fits[best].predict(x["test"])))}
         return out
     started = time.perf_counter()
-    x = {s: enc.encode([r["text"] for r in data[s]], normalize=False, batch_size=64) for s in data}
-    encode_s = time.perf_counter() - started
-    out: dict = {"encode_seconds": round(encode_s, 1)}
+    x = cached_features(run, {s: len(data[s]) for s in data})
+    out: dict = {"features": "the frozen run's feature cache (float16 on disk)"}
+    if x is None:
+        x = {s: enc.encode([r["text"] for r in data[s]], normalize=False, batch_size=64) for s in data}
+        out = {"features": "encoded here", "encode_seconds": round(time.perf_counter() - started, 1)}
     if TASKS[task]["kind"] == "regression":
         y = {s: np.array([r["score"] for r in data[s]]) for s in data}
         best = min(ALPHAS, key=lambda a: float(((Ridge(alpha=a).fit(x["train"], y["train"]).predict(x["dev"]) - y["dev"]) ** 2).mean()))
@@ -151,9 +172,29 @@ def sklearn_frozen(task: str, folder: Path) -> dict:
     return out
 
 
+def options(task: str, folder: Path, run: Path, seed: int) -> dict:
+    """Test scores of frozen-encoder heads with each class-weight / label-smoothing option, all fit
+    on the frozen run's cached features (its feature folder as fit_heads' cache)."""
+    from polyhead import Encoder, MultiTaskModel
+    from polyhead.training.config import load_config
+    from polyhead.training.frozen import fit_heads
+
+    out = {}
+    for name, extra in {"neither": {}, "class_weights_balanced": {"class_weights": "balanced"},
+                        "label_smoothing_0.1": {"label_smoothing": 0.1}}.items():
+        cfg = config(task, folder, True, seed=seed, precision="fp32")
+        cfg["tasks"][0].update(extra)
+        path = run.parent / f"{task}-options-{name}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        model = MultiTaskModel(Encoder(device="cpu", max_length=128), [])
+        report = fit_heads(model, load_config(path), cache_dir=run / "training" / "features")
+        out[name] = {"test": report.test[task], "dev": report.dev[task], "cache_hits": report.cache_hits}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--parts", default="frozen,finetune")
+    ap.add_argument("--parts", default="frozen,options,finetune")
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--train-limit", type=int, default=3000)
     ap.add_argument("--epochs", type=int, default=2)
@@ -167,8 +208,10 @@ def main() -> None:
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="kinds-quality-"))
     out_path = Path(args.out)
     doc = json.loads(out_path.read_text()) if out_path.is_file() else {}
-    doc.update({
-        "command": "HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/kinds_quality.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    commands = doc.pop("commands", []) + ([doc.pop("command")] if "command" in doc else [])
+    commands.append("HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/kinds_quality.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    doc.update({  # each invocation adds its command; the parts it ran replace theirs
+        "commands": list(dict.fromkeys(commands)),
         "date": _dt.date.today().isoformat(), "cpu": cpu_name(), "cores": os.cpu_count(),
         "torch_threads": __import__("torch").get_num_threads(),
     })
@@ -183,18 +226,20 @@ def main() -> None:
             m, seconds = run_train(config(task, folder, True, seed=args.seed, precision="fp32"), work / f"{task}-frozen")
             entry["polyhead_frozen"] = {"test": m["test"][task], "dev": m["dev"][task], "seconds": round(seconds, 1),
                                        "config": "freeze.encoder=true, training.precision=fp32, defaults otherwise"}
-            entry["sklearn_frozen"] = sklearn_frozen(task, folder)
+            entry["sklearn_frozen"] = sklearn_frozen(task, folder, work / f"{task}-frozen")
             sk = entry["sklearn_frozen"]
             ref = (sk["ridge"] if "ridge" in sk else sk["logistic"] if "logistic" in sk else sk["logistic_ovr"]["thresholds_tuned"])[metric]
             entry["frozen_minus_sklearn_points"] = round(100 * (m["test"][task][metric] - ref), 2)
+        if "options" in parts and TASKS[task]["kind"] == "multilabel":
+            entry["options_frozen"] = options(task, folder, work / f"{task}-frozen", args.seed)
         if "finetune" in parts:
             m, seconds = run_train(config(task, folder, False, args.train_limit, seed=args.seed, epochs=args.epochs),
                                    work / f"{task}-finetune")
             entry["polyhead_finetuned"] = {"test": m["test"][task], "dev": m["dev"][task], "seconds": round(seconds, 1),
                                           "train_limit": args.train_limit, "epochs": args.epochs}
         print(json.dumps({task: {k: v for k, v in entry.items()}}, indent=1)[:2000], flush=True)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(doc, indent=1) + "\n")
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(doc, indent=1) + "\n")  # after each task: an interrupted run keeps what it measured
     print(f"wrote {out_path.relative_to(ROOT) if out_path.is_relative_to(ROOT) else out_path}")
 
 

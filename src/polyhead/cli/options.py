@@ -157,7 +157,8 @@ def _add_encode_engine(p: argparse.ArgumentParser) -> None:
                    "local or running Ray cluster, --input a glob of .parquet/.jsonl/.txt, --output a folder of part files")
     g.add_argument("--text-column", default="text", help="the column holding the texts (default: text)")
     g.add_argument("--tasks", default=None, help="also run these heads of the polyhead model in --model "
-                   "(comma-separated, or 'all'): <task>_label/_score/_scores or <task>_entities columns")
+                   "(comma-separated, or 'all'): <task>_<field> columns per kind (classification: label, score, "
+                   "scores; multilabel: labels, scores; regression: score or scores; token: entities)")
     g.add_argument("--output-format", choices=("parquet", "jsonl"), default=None,
                    help="default: parquet for parquet input, else jsonl")
     g.add_argument("--actors", type=int, default=None, help="model replicas (default: as many as the CPUs/GPUs allow)")
@@ -241,7 +242,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_datasets(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("datasets", help="fetch the benchmark datasets", description="The four public benchmark datasets (see docs/datasets.md).")
+    p = sub.add_parser("datasets", help="fetch the benchmark datasets", description="The public benchmark datasets and the three derived from them (see docs/datasets.md).")
     dsub = p.add_subparsers(dest="datasets_command", metavar="ACTION")
     q = dsub.add_parser(
         "fetch",
