@@ -19,9 +19,9 @@ Parts, all on the embedded all-MiniLM-L6-v2 and test scores:
             reported in points of the headline metric (Pearson; micro-F1).
   options   (multi-label only) class_weights: balanced and label_smoothing: 0.1 against neither, each a
             frozen-encoder head fit with fit_heads on the frozen run's cached features (seconds).
-  finetune  `polyhead train` with the encoder training (the defaults: anchor, refit, head lr), on the
-            first --train-limit training examples for --epochs epochs; its test headline must be
-            above the frozen one.
+  finetune  `polyhead train` with the encoder training (the defaults: anchor, refit, head lr), on a
+            seeded random sample of --train-limit training examples (0: all) for --epochs epochs;
+            its test headline must be above the frozen one.
 """
 from __future__ import annotations
 
@@ -62,13 +62,24 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def config(task: str, folder: Path, freeze: bool, train_limit: int | None = None, **training) -> dict:
+def config(task: str, folder: Path, freeze: bool, train: Path | None = None, **training) -> dict:
     spec = TASKS[task]
     entry = {"name": task, "kind": spec["kind"], "label_column": spec["label_column"],
              **{s: str(folder / f"{s}.jsonl") for s in ("train", "dev", "test")}}
-    if train_limit:
-        entry["max_examples"] = train_limit
+    if train is not None:
+        entry["train"] = str(train)
     return {"encoder": {"max_length": 128}, "tasks": [entry], "training": training, "freeze": {"encoder": freeze}}
+
+
+def sample_train(folder: Path, limit: int, seed: int, work: Path) -> Path:
+    """A seeded random sample of `limit` training rows (the files are ordered: snippets by rating
+    group, STS-B by source genre, CoNLL by document, so the first N would be a biased subset)."""
+    lines = [ln for ln in (folder / "train.jsonl").read_text().splitlines() if ln.strip()]
+    keep = sorted(np.random.default_rng(seed).permutation(len(lines))[:limit])
+    path = work / f"{folder.name}-train-{limit}-seed{seed}.jsonl"
+    work.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(lines[i] + "\n" for i in keep))
+    return path
 
 
 def run_train(cfg: dict, out: Path) -> tuple[dict, float]:
@@ -233,10 +244,11 @@ def main() -> None:
         if "options" in parts and TASKS[task]["kind"] == "multilabel":
             entry["options_frozen"] = options(task, folder, work / f"{task}-frozen", args.seed)
         if "finetune" in parts:
-            m, seconds = run_train(config(task, folder, False, args.train_limit, seed=args.seed, epochs=args.epochs),
-                                   work / f"{task}-finetune")
+            sample = sample_train(folder, args.train_limit, args.seed, work) if args.train_limit else None
+            m, seconds = run_train(config(task, folder, False, sample, seed=args.seed, epochs=args.epochs),
+                                   work / f"{task}-finetune-{args.train_limit or 'all'}")
             entry["polyhead_finetuned"] = {"test": m["test"][task], "dev": m["dev"][task], "seconds": round(seconds, 1),
-                                          "train_limit": args.train_limit, "epochs": args.epochs}
+                                          "train_examples": args.train_limit or "all", "sample_seed": args.seed, "epochs": args.epochs}
         print(json.dumps({task: {k: v for k, v in entry.items()}}, indent=1)[:2000], flush=True)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(doc, indent=1) + "\n")  # after each task: an interrupted run keeps what it measured
