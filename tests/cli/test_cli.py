@@ -44,6 +44,7 @@ def test_predict_from_stdin_with_embeddings(tiny_model_dir):
     assert len(lines) == 2 and len(lines[1]["embedding"]) == 32 and set(lines[1]["tasks"]) == {"topic"}
 
 
+@pytest.mark.slow  # `make test-slow` (and CI) runs it
 def test_info(tiny_model_dir):
     out = run("info", str(tiny_model_dir))
     assert out.returncode == 0
@@ -85,6 +86,7 @@ def test_info_shows_where_the_model_card_is_and_card_prints_it(tiny_model_dir, t
     assert out.returncode == 1 and "not a polyhead model" in out.stderr.decode()
 
 
+@pytest.mark.slow  # `make test-slow` (and CI) runs it
 def test_polyhead_train_writes_a_card_with_the_dev_scores(tmp_path):
     from train_helpers import write_config
 
@@ -123,6 +125,7 @@ def test_bad_input_gives_one_line_error(tiny_model_dir, tmp_path, args, stdin, m
     assert "Traceback" not in err
 
 
+@pytest.mark.slow  # `make test-slow` (and CI) runs it
 def test_encode_npy_and_jsonl_give_the_same_vectors(tmp_path):
     texts = ["héllo wörld", "", "a third text"]
     npy = tmp_path / "v.npy"

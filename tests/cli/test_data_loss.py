@@ -62,6 +62,7 @@ def test_encode_output_file_is_not_overwritten_without_force(tiny_dir: Path, tmp
     assert np.load(mine).shape == (2, 32)
 
 
+@pytest.mark.slow  # `make test-slow` (and CI) runs it
 def test_predict_and_evaluate_output_files_are_not_overwritten(tiny_model_dir: Path, tmp_path: Path) -> None:
     mine = tmp_path / "notes.jsonl"
     mine.write_text("my own notes\n", encoding="utf-8")
@@ -74,6 +75,7 @@ def test_predict_and_evaluate_output_files_are_not_overwritten(tiny_model_dir: P
     assert json.loads(mine.read_text(encoding="utf-8"))["text"] == "a text"
 
 
+@pytest.mark.slow  # `make test-slow` (and CI) runs it
 def test_encode_into_an_unrelated_folder_is_refused(tiny_dir: Path, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("one\ntwo\nthree\n", encoding="utf-8")
@@ -105,6 +107,7 @@ def test_new_does_not_replace_a_trained_model(tiny_model_dir: Path, tiny_dir: Pa
     assert [t["name"] for t in json.loads((model / "polyhead.json").read_text())["tasks"]] == ["topic"]
 
 
+@pytest.mark.slow  # `make test-slow` (and CI) runs it
 def test_export_needs_force_for_an_unrelated_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "deliverables"
     folder.mkdir()
@@ -118,6 +121,7 @@ def test_export_needs_force_for_an_unrelated_folder(tiny_model_dir: Path, tmp_pa
     assert run("export", tiny_model_dir, "-o", folder).returncode == 0
 
 
+@pytest.mark.slow  # `make test-slow` (and CI) runs it
 def test_train_into_a_finished_model_needs_overwrite(tiny_model_dir: Path, tmp_path: Path) -> None:
     import shutil
 

@@ -123,6 +123,7 @@ def test_metric_for_kind_names_real_keys():
         "regression": "pearson",
         "token": "entity_f1",
         "similarity": "spearman",
+        "pair_classification": "accuracy",
     }
     assert METRIC_FOR_KIND["classification"] in classification_metrics(["a"], ["a"])
     assert METRIC_FOR_KIND["token"] in entity_metrics([["B-X"]], [["B-X"]])
