@@ -29,7 +29,6 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
 import shlex
 import sys
 import tempfile
@@ -50,16 +49,6 @@ TASKS = {
 }
 ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 CS = (0.01, 0.1, 1.0, 10.0, 100.0)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def config(task: str, folder: Path, freeze: bool, train: Path | None = None, **training) -> dict:
@@ -214,6 +203,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "kinds-quality.json"))
     args = ap.parse_args()
     from polyhead.bench.datasets import dataset_dir, fetch
+    from polyhead.bench.harness import machine_description
 
     parts = args.parts.split(",")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="kinds-quality-"))
@@ -223,7 +213,7 @@ def main() -> None:
     commands.append("HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/kinds_quality.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     doc.update({  # each invocation adds its command; the parts it ran replace theirs
         "commands": list(dict.fromkeys(commands)),
-        "date": _dt.date.today().isoformat(), "cpu": cpu_name(), "cores": os.cpu_count(),
+        "date": _dt.date.today().isoformat(), "machine": machine_description(),
         "torch_threads": __import__("torch").get_num_threads(),
     })
     results = doc.setdefault("tasks", {})

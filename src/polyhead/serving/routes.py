@@ -163,19 +163,25 @@ def add_routes(app: Any, ctx: ServerContext) -> None:
             items.append(item)
         return JSONResponse({"model": model_name, "results": items})
 
+    async def embed_pairs(pairs: Sequence[Sequence[str]], request: Any, endpoint: str) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+        """Both texts of every pair embedded in one batcher job (limits checked, texts counted):
+        (first texts, second texts, their embeddings as two float32 arrays)."""
+        firsts = [a for a, _ in pairs]
+        seconds = [b for _, b in pairs]
+        texts = firsts + seconds
+        n = len(pairs)
+        ctx.check_limits(texts, lambda i: "pairs" if i < 0 else f"pairs[{i % n}][{i // n}]")
+        result = await batcher.submit(texts, embeddings=True, scope=request.scope)
+        metrics.inc("polyhead_texts_total", {"endpoint": endpoint}, len(texts))
+        vecs = np.stack([np.asarray(v, dtype=np.float32) for v in result.embeddings])
+        return firsts, seconds, vecs[:n], vecs[n:]
+
     @app.post("/similarity", responses=S.errors(400, 401, 413, 415, 422, 503))
     async def similarity(body: S.SimilarityRequest, request: Request) -> JSONResponse:  # type: ignore[name-defined]
         """Cosine similarity per pair, and each similarity head's score on its own scale."""
-        firsts = [a for a, _ in body.pairs]
-        seconds = [b for _, b in body.pairs]
-        texts = firsts + seconds
-        n = len(body.pairs)
-        ctx.check_limits(texts, lambda i: "pairs" if i < 0 else f"pairs[{i % n}][{i // n}]")
-        result = await batcher.submit(texts, embeddings=True, scope=request.scope)
-        metrics.inc("polyhead_texts_total", {"endpoint": "/similarity"}, len(texts))
+        _, _, a, b = await embed_pairs(body.pairs, request, "/similarity")
         # Normalised here whatever the encoder's own setting: similarity is always cosine.
-        vecs = unit_rows(np.stack([np.asarray(v, dtype=np.float32) for v in result.embeddings]))
-        cos = (vecs[:n] * vecs[n:]).sum(axis=1)
+        cos = (unit_rows(a) * unit_rows(b)).sum(axis=1)
         heads = {}
         for t in ctx.similarity_tasks:
             heads[t["name"]] = kind_of(t["kind"]).from_cosine(t, cos)
@@ -194,15 +200,8 @@ def add_routes(app: Any, ctx: ServerContext) -> None:
         if single:
             raise ApiError(422, f"task(s) {', '.join(map(repr, single))} predict one text at a time: use POST /predict",
                            param="tasks", code="text_task")
-        firsts = [a for a, _ in body.pairs]
-        seconds = [b for _, b in body.pairs]
-        texts = firsts + seconds
-        n = len(body.pairs)
-        ctx.check_limits(texts, lambda i: "pairs" if i < 0 else f"pairs[{i % n}][{i // n}]")
-        result = await batcher.submit(texts, embeddings=True, scope=request.scope)
-        metrics.inc("polyhead_texts_total", {"endpoint": "/pairs"}, len(texts))
-        vecs = np.stack([np.asarray(v, dtype=np.float32) for v in result.embeddings])
-        items = decode_pairs(ctx.specs, ctx.pair_states, names, firsts, vecs[:n], seconds, vecs[n:])
+        firsts, seconds, a, b = await embed_pairs(body.pairs, request, "/pairs")
+        items = decode_pairs(ctx.specs, ctx.pair_states, names, firsts, a, seconds, b)
         return JSONResponse({"model": model_name, "results": items})
 
     @app.post("/rerank", responses=S.errors(400, 401, 413, 415, 422, 503))
