@@ -24,7 +24,7 @@ def tiny_encoder_dir(root: Path) -> Path:
     """Save the tiny random BERT + real tokenizer as an encoder folder a config can name."""
     folder = root / "tiny-encoder"
     if not (folder / "config.json").exists():
-        make_tiny_encoder().save_backbone(folder)
+        make_tiny_encoder(max_length=32).save_backbone(folder)  # the configs below ask for 32 too
     return folder
 
 

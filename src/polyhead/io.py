@@ -25,19 +25,25 @@ def default_cache_dir() -> Path:
 # -- reading ------------------------------------------------------------------------------
 def read_json(path: str | os.PathLike) -> dict[str, Any]:
     """Read a JSON object from a file, with a one-line error naming the file on failure."""
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except FileNotFoundError as exc:
-        raise PolyheadError(f"missing file {path}") from exc
-    except IsADirectoryError as exc:
-        raise PolyheadError(f"{path} is a folder, not a JSON file") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PolyheadError(f"{path} is not valid JSON: {exc}") from exc
+    data = read_json_value(path)
     if not isinstance(data, dict):
         raise PolyheadError(f"{path} must hold a JSON object")
     return data
+
+
+def read_json_value(path: str | os.PathLike, name: str | None = None) -> Any:
+    """Read any JSON value from a file; errors name the file (or `name`, e.g. a model-relative path)."""
+    path = Path(path)
+    shown = name or str(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError as exc:
+        raise PolyheadError(f"missing file {shown}") from exc
+    except IsADirectoryError as exc:
+        raise PolyheadError(f"{shown} is a folder, not a JSON file") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PolyheadError(f"{shown} is not valid JSON: {exc}") from exc
 
 
 def read_text(path: str | os.PathLike) -> str:

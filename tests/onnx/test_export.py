@@ -193,12 +193,12 @@ def test_encoder_only_export_via_cli(tmp_path: Path) -> None:
     assert cli.main(["export", str(folder), "--format", "onnx", "-o", str(out)]) == 0
     model = OnnxModel.load(out)
     assert model.tasks == {} and model.variant == "fp32"
-    # A plain encoder folder is exported with the default choices (mean pooling, normalised),
-    # max length capped at the tiny backbone's 128 positions: compare with that encoder.
+    # An encoder folder carries its choices as a sentence-transformers config (CLS pooling, not
+    # normalised, 64 tokens): the export keeps them.
     from polyhead import Encoder
 
-    ref = Encoder(folder, max_length=128, device="cpu")
-    assert model.pooling == "mean"
+    ref = Encoder(folder, device="cpu")
+    assert (model.pooling, model.normalize, model.max_length) == ("cls", False, 64)
     np.testing.assert_allclose(model.encode(TEXTS[:3]), ref.encode(TEXTS[:3]), atol=TOL)
     assert model.predict(["hi"])[0]["tasks"] == {}
 

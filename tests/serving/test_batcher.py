@@ -22,7 +22,7 @@ class FakeModel:
     def tokenizer(self, texts: list[str], **kwargs: Any) -> dict[str, list[list[int]]]:
         return {"input_ids": [[0] * (len(t.split()) + 2) for t in texts]}
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 32, prompt: str | None = None) -> np.ndarray:
         self.calls.append(list(texts))
         if self.fail_on in texts:
             raise RuntimeError("the model broke")

@@ -59,7 +59,7 @@ def _error(fn, *args) -> str:
         ("tasks.n.labels=[O, 3, [x]]", "tasks[1].labels[2]: expected a string, got ['x']"),
         ("tasks.0.kind=tree", "tasks[0].kind: expected one of classification, multilabel, regression, token, similarity"),
         ("tasks.0.loss=contrastive", "tasks[0]: task 't': loss 'contrastive' does not fit kind 'classification'"),
-        ("encoder.pooling=sum", "encoder.pooling: expected one of mean, cls, max, got 'sum'"),
+        ("encoder.pooling=sum", "encoder.pooling: expected one of mean, cls, max, mean_sqrt_len_tokens, weightedmean, lasttoken (or null), got 'sum'"),
         ("training.weighting_options={weights: {t: 1}}", "training.weighting_options: 'equal' weighting got unknown option"),
         ("training.weighting=static", None),
     ],

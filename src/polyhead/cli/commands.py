@@ -18,7 +18,7 @@ from typing import Any
 
 from ..console import announce_precision, say
 from ..errors import PolyheadError
-from .backend import graph_model
+from .backend import encoder_kwargs, graph_model
 from .inputs import read_pairs
 from ..io import check_new_file, check_replaceable_dir, read_text, write_bytes_atomic, write_text_atomic
 
@@ -137,14 +137,12 @@ def cmd_encode(args: argparse.Namespace) -> int:
             torch.set_num_threads(args.threads)
         enc = Encoder(
             args.model,
-            pooling=args.pooling,
-            normalize=not args.no_normalize,
-            max_length=args.max_length,
+            **encoder_kwargs(args),
             device=args.device,
             precision=args.precision,
         )
         announce_precision(enc, args.precision)
-    vectors = enc.encode(texts, batch_size=args.batch_size, normalize=not args.no_normalize, show_progress=args.progress)
+    vectors = enc.encode(texts, batch_size=args.batch_size, normalize=False if args.no_normalize else None, show_progress=args.progress)
     if out is not None and out.suffix == ".npy":
         out.parent.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(out, lambda fh: np.save(fh, vectors))
@@ -178,13 +176,12 @@ def encode_with_ray(args: argparse.Namespace) -> int:
     tasks: list[str] | None = []
     if args.tasks:
         tasks = None if args.tasks.strip() == "all" else [t.strip() for t in args.tasks.split(",") if t.strip()]
-    encoder_kwargs = {"pooling": args.pooling, "normalize": not args.no_normalize, "max_length": args.max_length}
     summary = encode_files(
         args.input, args.output, model_dir=args.model, tasks=tasks, backend=args.backend,
         text_column=args.text_column, output_format=args.output_format, concurrency=args.actors,
         num_cpus=args.cpus_per_actor, num_gpus=args.gpus_per_actor, address=args.ray_address, force=args.force,
         show_progress=args.progress or os.isatty(2), batch_size=args.batch_size, device=args.device,
-        precision=args.precision, encoder_kwargs=encoder_kwargs,
+        precision=args.precision, encoder_kwargs=encoder_kwargs(args),
     )
     rate = f" ({summary['rows_per_s']:.0f} rows/s)" if summary["rows_per_s"] else ""
     say(
@@ -215,9 +212,7 @@ def encode_to_folder(args: argparse.Namespace) -> int:
     else:
         enc = Encoder(
             args.model,
-            pooling=args.pooling,
-            normalize=not args.no_normalize,
-            max_length=args.max_length,
+            **encoder_kwargs(args),
             device=device,
             precision=args.precision,
         )
@@ -324,7 +319,7 @@ def cmd_new(args: argparse.Namespace) -> int:
     # Saving replaces the folder: a trained model there would be lost to fresh random heads.
     check_replaceable_dir(args.output, [], "", args.force)  # a new model goes into an empty folder only
     torch.manual_seed(args.seed)
-    enc = Encoder(args.model, pooling=args.pooling, normalize=not args.no_normalize, max_length=args.max_length, device="cpu")
+    enc = Encoder(args.model, **encoder_kwargs(args), device="cpu")
     model = MultiTaskModel(enc, specs)
     model.save(args.output)
     say(f"saved an untrained model with tasks {', '.join(s.name for s in specs)} to {args.output}")

@@ -60,7 +60,7 @@ def evaluate_retention(args: argparse.Namespace, cfg: Any, model: Any, sources: 
         if (Path(str(cfg.resolve(base_name))) / "polyhead.json").is_file():  # a polyhead model folder: its encoder
             base = load(cfg.resolve(base_name), device=enc.device).encoder
         else:
-            base = Encoder(base_name, pooling=enc.pooling.mode, normalize=True, max_length=enc.max_length, device=enc.device)
+            base = Encoder(base_name, pooling=enc.pooling.mode, max_length=enc.max_length, device=enc.device)
     except PolyheadError as exc:
         say(f"embedding retention not measured: the base encoder {base_name!r} did not load ({exc}); --against names another")
         return None

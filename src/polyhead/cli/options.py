@@ -94,9 +94,10 @@ def input_options(p: argparse.ArgumentParser) -> None:
 def encoder_options(p: argparse.ArgumentParser) -> None:
     """-m/--model, --pooling, --no-normalize, --max-length: the encoder's choices."""
     p.add_argument("-m", "--model", default=None, help="encoder: folder or hub name (default: bundled all-MiniLM-L6-v2)")
-    with_choices(p.add_argument("--pooling", default="mean", help="default: mean"), POOLING_MODES)
+    with_choices(p.add_argument("--pooling", default=None, help="default: the model's sentence-transformers config, else mean"), POOLING_MODES)
     p.add_argument("--no-normalize", action="store_true", help="do not L2-normalise the embeddings")
-    p.add_argument("--max-length", type=int, default=256, help="longer texts are truncated (default: 256 tokens)")
+    p.add_argument("--max-length", type=int, default=None,
+                   help="longer texts are truncated (default: the model's max_seq_length, else 256 tokens)")
 
 
 def force_option(p: argparse.ArgumentParser, what: str) -> None:

@@ -25,9 +25,11 @@ class InferenceModel(Protocol):
         """The Hugging Face tokenizer that turns texts into the model's input ids."""
 
     def encode(
-        self, texts: Sequence[str], batch_size: int = 32, normalize: bool | None = None, show_progress: bool = False
+        self, texts: Sequence[str], batch_size: int = 32, normalize: bool | None = None, show_progress: bool = False,
+        *, prompt_name: str | None = None, prompt: str | None = None,
     ) -> np.ndarray:
-        """Sentence embeddings, (len(texts), dim) float32, in input order."""
+        """Sentence embeddings, (len(texts), dim) float32, in input order; a prompt (by name, or
+        its text) goes before each text, the model's default prompt when neither is given."""
 
     def predict(
         self,
@@ -79,6 +81,9 @@ def describe_encoder(model: Any, info: dict[str, Any]) -> dict[str, Any]:
         "precision": enc.get("precision"),
         "device": str(device) if device is not None else None,
         "encoder": enc.get("name_or_path"),
+        "prompts": dict(enc.get("prompts") or {}),
+        "default_prompt_name": enc.get("default_prompt_name"),
+        "include_prompt": bool(enc.get("include_prompt", True)),
         "parameters": info.get("parameters"),
         "tasks": describe_tasks(model.tasks),
     }

@@ -24,8 +24,11 @@ from .backbone import (
     user_stacklevel,
 )
 from .backend import batch_tokens_for, check_texts, length_sorted_batches
+from .st_modules import (
+    POOLING_MODES, FolderSettings, Pooling, folder_locator, hub_locator, pooling_modes, read_settings, resolve_prompt,
+    with_prompt, write_settings,
+)
 
-POOLING_MODES = ("mean", "cls", "max")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
 # Public names of this module, including re-exports other packages import from here today
@@ -75,57 +78,62 @@ def autocast_context(precision: str, device: torch.device) -> contextlib.Abstrac
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-class Pooling(nn.Module):
-    """Turns per-token hidden states into one vector per text: masked mean, CLS or masked max."""
-
-    def __init__(self, mode: str = "mean") -> None:
-        super().__init__()
-        if mode not in POOLING_MODES:
-            raise PolyheadError(f"unknown pooling {mode!r}; choose one of {', '.join(POOLING_MODES)}")
-        self.mode = mode
-
-    def forward(self, token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Pool (batch, seq, dim) hidden states into (batch, dim), ignoring padding."""
-        if self.mode == "cls":
-            return token_embeddings[:, 0]
-        mask = attention_mask.unsqueeze(-1).to(token_embeddings.dtype)
-        if self.mode == "max":
-            # Padding must never win the max, so it is pushed far below any real value.
-            filled = token_embeddings.masked_fill(mask == 0, torch.finfo(token_embeddings.dtype).min)
-            return filled.max(dim=1).values
-        summed = (token_embeddings * mask).sum(dim=1)
-        return summed / mask.sum(dim=1).clamp(min=1e-9)
-
-
 class Encoder(nn.Module):
-    """A Hugging Face encoder backbone with explicit pooling, normalisation and max length."""
+    """A Hugging Face encoder backbone with explicit pooling, normalisation and max length.
+
+    A sentence-transformers folder (or Hub model) is read the way sentence-transformers reads it:
+    its Pooling mode, the Dense / LayerNorm / Normalize modules after it, its max_seq_length and
+    do_lower_case, and its prompts (see st_modules.py). Arguments given here win over the folder
+    (with a one-line warning when they differ from it); a plain Hugging Face model without
+    sentence-transformers files gets polyhead's defaults: mean pooling, normalised, 256 tokens.
+    """
 
     def __init__(
         self,
         model_name_or_path: str | os.PathLike | None = None,
-        pooling: str = "mean",
-        normalize: bool = True,
-        max_length: int = 256,
+        pooling: str | None = None,
+        normalize: bool | None = None,
+        max_length: int | None = None,
         device: str | torch.device | None = None,
         precision: str = "fp32",
         *,
+        prompts: dict[str, str] | None = None,
+        default_prompt_name: str | None = None,
         backbone: nn.Module | None = None,
         tokenizer: Any = None,
+        settings: FolderSettings | None = None,
     ) -> None:
         super().__init__()
-        if max_length < 2:
+        if max_length is not None and max_length < 2:
             raise PolyheadError(f"max_length must be at least 2, got {max_length}")
         if backbone is None or tokenizer is None:
             backbone, tokenizer = load_backbone(model_name_or_path)
+            resolved = resolve_model_path(model_name_or_path)
+            locate = folder_locator(resolved) if Path(resolved).is_dir() else hub_locator(resolved)
+            settings = read_settings(locate, str(model_name_or_path or DEFAULT_MODEL), _hidden_size(backbone))
         self.name_or_path = DEFAULT_MODEL if is_default_name(model_name_or_path) else str(model_name_or_path)
         self.backbone = backbone
         self.tokenizer = tokenizer
-        self.pooling = Pooling(pooling)
-        self.normalize = bool(normalize)
-        model_max = getattr(getattr(backbone, "config", None), "max_position_embeddings", None)
-        if model_max and max_length > model_max:
-            raise PolyheadError(f"max_length {max_length} exceeds the backbone's {model_max} positions")
-        self.max_length = int(max_length)
+        self.settings_source = "sentence-transformers config" if settings is not None else "polyhead defaults"
+        folder = settings or FolderSettings(source="")
+        chosen = _choose(settings, "pooling", pooling_modes(pooling) if pooling is not None else None, folder.pooling, ("mean",))
+        self.pooling = Pooling(chosen, include_prompt=folder.include_prompt)
+        self.normalize = bool(_choose(settings, "normalize", normalize, folder.normalize, True))
+        # What sentence-transformers runs after pooling (Dense, LayerNorm, a Normalize that is not last).
+        self.projection = nn.ModuleList(folder.modules if settings is not None else [])
+        limit = position_limit(backbone, tokenizer)
+        length = _choose(settings, "max_length", max_length, folder.max_length, min(256, limit) if limit else 256)
+        if limit and length > limit:
+            raise PolyheadError(f"max_length {length} exceeds the backbone's {limit} positions")
+        self.max_length = int(length)
+        self.do_lower_case = bool(folder.do_lower_case)
+        if self.do_lower_case:
+            lowercase_inputs(tokenizer)
+        self.prompts = dict(folder.prompts if prompts is None else prompts)
+        self.default_prompt_name = folder.default_prompt_name if default_prompt_name is None else default_prompt_name
+        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
+            raise PolyheadError(f"default_prompt_name {self.default_prompt_name!r} is not one of the prompts ({', '.join(self.prompts) or 'none'})")
+        self._prompt_lengths: dict[str, int] = {}
         self.device_ = pick_device(device)
         self.precision = resolve_precision(precision, self.device_)
         # Most padded tokens per forward pass when encoding (None: only batch_size limits a batch).
@@ -136,9 +144,17 @@ class Encoder(nn.Module):
 
     # -- properties -------------------------------------------------------------------
     @property
+    def hidden_size(self) -> int:
+        """Size of the backbone's per-token states (what token heads read)."""
+        return _hidden_size(self.backbone)
+
+    @property
     def dim(self) -> int:
-        """Size of the sentence embedding."""
-        return int(self.backbone.config.hidden_size)
+        """Size of the sentence embedding (after pooling and any Dense module)."""
+        dim = _hidden_size(self.backbone) * len(self.pooling.modes)
+        for module in self.projection:
+            dim = getattr(module, "out_dim", dim)
+        return int(dim)
 
     @property
     def device(self) -> torch.device:
@@ -147,13 +163,39 @@ class Encoder(nn.Module):
 
     def config_dict(self) -> dict[str, Any]:
         """The choices outside the backbone, as saved with the model."""
-        return {
+        cfg: dict[str, Any] = {
             "name_or_path": self.name_or_path,
             "pooling": self.pooling.mode,
             "normalize": self.normalize,
             "max_length": self.max_length,
             "dim": self.dim,
         }
+        # Written only when they differ from a plain model, so older folders compare equal.
+        if not self.pooling.include_prompt:
+            cfg["include_prompt"] = False
+        if self.projection:
+            cfg["modules"] = [{"type": m.kind, **m.config()} for m in self.projection]
+        if self.do_lower_case:
+            cfg["do_lower_case"] = True
+        if self.prompts:
+            cfg["prompts"] = dict(self.prompts)
+        if self.default_prompt_name is not None:
+            cfg["default_prompt_name"] = self.default_prompt_name
+        return cfg
+
+    # -- prompts ----------------------------------------------------------------------
+    def resolve_prompt(self, prompt: str | None = None, prompt_name: str | None = None) -> str | None:
+        """The prompt text to put before each input: `prompt`, else the named one, else the default."""
+        return resolve_prompt(self.prompts, self.default_prompt_name, prompt, prompt_name)
+
+    def prompt_length(self, prompt: str) -> int:
+        """The prompt's tokens, with the leading special token and without a trailing one (as
+        sentence-transformers counts them for `include_prompt=False` pooling)."""
+        if prompt not in self._prompt_lengths:
+            ids = self.tokenizer([prompt], truncation=True, max_length=self.max_length)["input_ids"][0]
+            special = set(getattr(self.tokenizer, "all_special_ids", []) or [])
+            self._prompt_lengths[prompt] = len(ids) - (1 if ids and ids[-1] in special else 0)
+        return self._prompt_lengths[prompt]
 
     # -- tokenisation -----------------------------------------------------------------
     def tokenize(self, texts: Sequence[str], *, offsets: bool = False, max_length: int | None = None) -> Any:
@@ -177,13 +219,21 @@ class Encoder(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
+        prompt_length: int | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Run the backbone once; return token states, the pooled and the output embedding."""
+        """Run the backbone once; return token states, the pooled and the output embedding.
+
+        `pooled` is the pooling output after any Dense/LayerNorm modules, before normalisation
+        (what sentence heads read); `prompt_length` leaves a prompt out of the pool when the
+        pooling says `include_prompt=False`.
+        """
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
         hidden = self.backbone(**kwargs).last_hidden_state
-        pooled = self.pooling(hidden, attention_mask)
+        pooled = self.pooling(hidden, attention_mask, prompt_length)
+        for module in self.projection:
+            pooled = module(pooled)
         embedding = nn.functional.normalize(pooled, p=2, dim=-1) if self.normalize else pooled
         return {"token_embeddings": hidden, "pooled": pooled, "sentence_embedding": embedding}
 
@@ -241,11 +291,23 @@ class Encoder(nn.Module):
         normalize: bool | None = None,
         show_progress: bool = False,
         convert_to: str = "numpy",
+        *,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
     ) -> np.ndarray | torch.Tensor:
-        """Embed texts into a (len(texts), dim) float32 array, in input order."""
+        """Embed texts into a (len(texts), dim) float32 array, in input order.
+
+        `prompt_name` (one of `prompts`) or `prompt` (any text) goes before every text, as in
+        sentence-transformers; with neither, the default prompt applies when the model has one.
+        """
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
         normalize = self.normalize if normalize is None else normalize
+        text_prompt = self.resolve_prompt(prompt, prompt_name)
+        prompt_length = None
+        if text_prompt:
+            texts = with_prompt(texts, text_prompt)
+            prompt_length = None if self.pooling.include_prompt else self.prompt_length(text_prompt)
         self.eval()
         out = torch.empty((len(texts), self.dim), dtype=torch.float32)
         device = self.device
@@ -253,7 +315,7 @@ class Encoder(nn.Module):
             for idx, enc in self.batches(texts, batch_size):
                 enc = {k: v.to(device) for k, v in enc.items() if k != "offset_mapping"}
                 with autocast_context(self.precision, device):
-                    res = self.forward(**enc)
+                    res = self.forward(**enc, prompt_length=prompt_length)
                 vec = res["pooled"].float()
                 if normalize:
                     vec = nn.functional.normalize(vec, p=2, dim=-1)
@@ -268,18 +330,25 @@ class Encoder(nn.Module):
 
     # -- persistence ------------------------------------------------------------------
     def save_backbone(self, folder: str | os.PathLike) -> None:
-        """Write backbone weights (safetensors), its config and the tokenizer into folder."""
+        """Write the encoder as a sentence-transformers folder: backbone weights (safetensors), its
+        config and the tokenizer, then modules.json, Pooling, Dense/LayerNorm/Normalize and prompts."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         quiet_transformers()
         self.backbone.save_pretrained(str(folder), safe_serialization=True)
         self.tokenizer.save_pretrained(str(folder))
+        write_settings(folder, hidden_size=_hidden_size(self.backbone), pooling=self.pooling, modules=list(self.projection),
+                       normalize=self.normalize, max_length=self.max_length, do_lower_case=self.do_lower_case,
+                       prompts=self.prompts, default_prompt_name=self.default_prompt_name)
 
     @classmethod
     def from_saved(cls, folder: str | os.PathLike, config: dict[str, Any], device: Any = None, precision: str = "fp32") -> "Encoder":
         """Rebuild an encoder from a saved backbone folder and its pooling config."""
         # strict: a folder polyhead wrote holds exactly the backbone's tensors, nothing else.
         backbone, tokenizer = load_backbone(str(folder), local_only=True, strict=True)
+        # Folders saved before polyhead wrote the sentence-transformers modules have none: then
+        # polyhead.json's choices are all there is.
+        settings = read_settings(folder_locator(folder), str(folder), _hidden_size(backbone))
         enc = cls(
             pooling=config.get("pooling", "mean"),
             normalize=config.get("normalize", True),
@@ -288,9 +357,57 @@ class Encoder(nn.Module):
             precision=precision,
             backbone=backbone,
             tokenizer=tokenizer,
+            settings=settings,
         )
         enc.name_or_path = config.get("name_or_path", str(folder))
         return enc
+
+
+def _hidden_size(backbone: nn.Module) -> int:
+    return int(backbone.config.hidden_size)  # type: ignore[union-attr]
+
+
+def _choose(settings: FolderSettings | None, what: str, given: Any, from_folder: Any, default: Any) -> Any:
+    """The value to use: the argument, else the folder's, else polyhead's default; an argument that
+    differs from the folder's sentence-transformers config is used, and said in one line."""
+    if given is None:
+        return from_folder if settings is not None and from_folder is not None else default
+    if settings is not None and from_folder is not None and given != from_folder:
+        shown = (lambda v: "+".join(v) if isinstance(v, tuple) else v)
+        warnings.warn(
+            f"{what}={shown(given)!r} given; {settings.source}'s sentence-transformers config says "
+            f"{shown(from_folder)!r} (the given value is used, so embeddings differ from the published model's)",
+            stacklevel=user_stacklevel(),
+        )
+    return given
+
+
+def position_limit(backbone: nn.Module, tokenizer: Any) -> int | None:
+    """The most tokens the backbone can take: its position table, or the tokenizer's limit when
+    that is smaller (RoBERTa and XLM-R have 514 positions but take 512 tokens)."""
+    limit = getattr(getattr(backbone, "config", None), "max_position_embeddings", None)
+    tok = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tok, int) and 1 < tok < 1_000_000:
+        limit = min(limit, tok) if limit else tok
+    return int(limit) if limit else None
+
+
+def lowercase_inputs(tokenizer: Any) -> None:
+    """Make a fast tokenizer lowercase its input (sentence-transformers' do_lower_case), once."""
+    from tokenizers import normalizers
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise PolyheadError("do_lower_case needs a fast tokenizer (tokenizer.json)")
+    current = backend.normalizer
+    if current is not None and "Lowercase" in repr(current):
+        return
+    parts = [normalizers.Lowercase()]
+    if isinstance(current, normalizers.Sequence):
+        parts += list(current)
+    elif current is not None:
+        parts.append(current)
+    backend.normalizer = normalizers.Sequence(parts)
 
 
 def warn_if_truncated(enc: Any, limit: int, already_warned: bool) -> bool:

@@ -58,7 +58,10 @@ class MultiTaskModel(nn.Module):
         if kind_of(spec.kind).has_labels and not spec.labels:
             raise PolyheadError(f"task {spec.name!r} has no labels; give them or take them from data")
         self.tasks[spec.name] = spec
-        self.heads[spec.name] = build_head(spec, self.encoder.dim).to(self.encoder.device)
+        # Token heads read the backbone's per-token states; the others the sentence vector, whose
+        # size a Dense module after pooling may change.
+        width = self.encoder.hidden_size if kind_of(spec.kind).token_level else self.encoder.dim
+        self.heads[spec.name] = build_head(spec, width).to(self.encoder.device)
         return spec
 
     @property
@@ -225,28 +228,10 @@ class MultiTaskModel(nn.Module):
         return model
 
     def export_sentence_transformers(self, folder: str | os.PathLike) -> Path:
-        """Write encoder + pooling (+ normalisation) as a sentence-transformers model folder."""
+        """Write the encoder as a sentence-transformers model folder: backbone, Pooling, any Dense /
+        LayerNorm modules, Normalize, max_seq_length and prompts (the heads are not part of it)."""
         folder = Path(folder)
         self.encoder.save_backbone(folder)
-        enc = self.encoder
-        modules = [
-            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        ]
-        if enc.normalize:
-            modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
-            (folder / "2_Normalize").mkdir(exist_ok=True)
-        (folder / "1_Pooling").mkdir(exist_ok=True)
-        pooling = {
-            "word_embedding_dimension": enc.dim,
-            "pooling_mode_cls_token": enc.pooling.mode == "cls",
-            "pooling_mode_mean_tokens": enc.pooling.mode == "mean",
-            "pooling_mode_max_tokens": enc.pooling.mode == "max",
-            "pooling_mode_mean_sqrt_len_tokens": False,
-        }
-        write_json_atomic(folder / "1_Pooling" / "config.json", pooling)
-        write_json_atomic(folder / "modules.json", modules)
-        write_json_atomic(folder / "sentence_bert_config.json", {"max_seq_length": enc.max_length, "do_lower_case": False})
         return folder
 
     def info(self) -> dict[str, Any]:

@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import PolyheadError
-from ..io import check_replaceable_dir, read_json, replace_dir, write_json_atomic
+from ..io import check_replaceable_dir, replace_dir, write_json_atomic
 from ..kinds import kind_of
 from ..modeling.encoder import Encoder
 from ..modeling.model import CONFIG_FILE, MultiTaskModel
@@ -396,8 +396,7 @@ def load_exportable(src: Path) -> Any:
     if (src / CONFIG_FILE).is_file():
         return MultiTaskModel.load(src, device="cpu")
     if (src / "config.json").is_file():
-        # A plain encoder folder: export embeddings only, with the default choices (max length
-        # capped at the backbone's positions so small backbones export too).
-        positions = read_json(src / "config.json").get("max_position_embeddings") or 256
-        return Encoder(src, device="cpu", max_length=min(256, int(positions)))
+        # An encoder folder: embeddings only, with its sentence-transformers config, else the
+        # defaults (the max length capped at the backbone's positions, so small backbones export too).
+        return Encoder(src, device="cpu")
     raise PolyheadError(f"{src} is neither a polyhead model nor an encoder folder")

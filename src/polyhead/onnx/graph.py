@@ -134,6 +134,9 @@ class GraphModel:
         self.normalize = bool(enc.get("normalize", True))
         self.max_length = int(enc.get("max_length", 256))
         self.dim = int(enc.get("dim", 0))
+        self.prompts: dict[str, str] = dict(enc.get("prompts") or {})
+        self.default_prompt_name: str | None = enc.get("default_prompt_name")
+        self.include_prompt = bool(enc.get("include_prompt", True))
         self.name_or_path = enc.get("name_or_path", str(folder))
         self.tasks: dict[str, TaskSpec] = {t["name"]: TaskSpec.from_dict(t) for t in cfg.get("tasks", [])}
         self.precision = variant  # what the weights are stored as ("fp32" or "int8")
@@ -214,10 +217,19 @@ class GraphModel:
         batch_size: int = 32,
         normalize: bool | None = None,
         show_progress: bool = False,
+        *,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
     ) -> np.ndarray:
-        """Embed texts into a (len(texts), dim) float32 array, in input order."""
+        """Embed texts into a (len(texts), dim) float32 array, in input order (prompts as Encoder.encode)."""
+        from ..modeling.st_modules import resolve_prompt, with_prompt
+
         single = isinstance(texts, str)
-        texts = check_texts(texts)
+        text_prompt = resolve_prompt(self.prompts, self.default_prompt_name, prompt, prompt_name)
+        if text_prompt and not self.include_prompt:
+            raise PolyheadError("this model's pooling leaves the prompt out (include_prompt=false), which the exported "
+                                "graph cannot do; encode with prompts on the torch backend")
+        texts = check_texts(with_prompt([texts] if single else list(texts), text_prompt))
         normalize = self.normalize if normalize is None else normalize
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         with progress(len(texts), show_progress, "encoding") as bar:

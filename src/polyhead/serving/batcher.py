@@ -232,7 +232,8 @@ class MicroBatcher:
             heads = [p.get("tasks", {}) for p in preds]
         elif need_embeddings:
             # No heads wanted: encode() skips character offsets and head decoding.
-            arr = np.asarray(self.model.encode(texts, batch_size=self.forward_batch_size))
+            # prompt="": the routes already put any prompt in the texts (the default one must not be added twice).
+            arr = np.asarray(self.model.encode(texts, batch_size=self.forward_batch_size, prompt=""))
             embs = list(arr)
             heads = [{} for _ in texts]
         else:

@@ -44,6 +44,20 @@ class ServerContext:
         self.default_tasks = [name for name, t in self.task_specs.items() if kind_of(t["kind"]).per_text]
         self.similarity_tasks = [t for t in self.facts["tasks"] if kind_of(t["kind"]).cosine]
 
+    def prompted(self, texts: list[str], prompt_name: Optional[str], *fallbacks: str) -> list[str]:
+        """The texts with the model's prompt in front, as sentence-transformers' encode puts it: the
+        named prompt, else the first of `fallbacks` the model has, else its default prompt."""
+        prompts, default = self.facts.get("prompts") or {}, self.facts.get("default_prompt_name")
+        if prompt_name is not None and prompt_name not in prompts:
+            raise ApiError(422, f"unknown prompt_name {prompt_name!r}; this model has {', '.join(map(repr, prompts)) or 'no prompts'}",
+                           param="prompt_name", code="invalid_value")
+        name = prompt_name or next((f for f in fallbacks if f in prompts), None) or default
+        text = prompts.get(name, "") if name else ""
+        if text and not self.facts.get("include_prompt", True):
+            raise ApiError(422, "this model's pooling leaves the prompt out (include_prompt=false), which the server "
+                                "cannot do; embed with polyhead's Python API", param="prompt_name", code="unsupported")
+        return [text + t for t in texts] if text else texts
+
     def check_limits(self, texts: Sequence[str], param: Callable[[int], str]) -> None:
         """Raise 413 for too many texts or a text over max_chars (param(i) names text i, param(-1) the list)."""
         settings = self.settings
@@ -130,7 +144,7 @@ def add_routes(app: Any, ctx: ServerContext) -> None:
                 param="dimensions",
                 code="invalid_value",
             )
-        result = await batcher.submit(texts, embeddings=True, count_tokens=True, scope=request.scope)
+        result = await batcher.submit(ctx.prompted(texts, body.prompt_name), embeddings=True, count_tokens=True, scope=request.scope)
         metrics.inc("polyhead_texts_total", {"endpoint": "/v1/embeddings"}, len(texts))
         data = []
         for i, vec in enumerate(result.embeddings):
@@ -209,8 +223,10 @@ def add_routes(app: Any, ctx: ServerContext) -> None:
         """Documents ranked by cosine similarity to the query (Cohere / text-embeddings-inference shape)."""
         texts = [body.query, *body.documents]
         ctx.check_limits(texts, lambda i: "documents" if i < 0 else ("query" if i == 0 else f"documents[{i - 1}]"))
-        # The query and the documents in one submit: one job, so they share a micro-batch.
-        result = await batcher.submit(texts, embeddings=True, count_tokens=True, scope=request.scope)
+        # Prompts as sentence-transformers' encode_query / encode_document choose them; the query
+        # and the documents in one submit: one job, so they share a micro-batch.
+        sent = ctx.prompted([body.query], None, "query") + ctx.prompted(list(body.documents), None, "document", "passage", "corpus")
+        result = await batcher.submit(sent, embeddings=True, count_tokens=True, scope=request.scope)
         metrics.inc("polyhead_texts_total", {"endpoint": "/rerank"}, len(texts))
         scores = cosine_to_first(result.embeddings)
         order = sorted(range(len(body.documents)), key=lambda i: (-scores[i], i))  # ties: input order
@@ -230,7 +246,7 @@ def add_routes(app: Any, ctx: ServerContext) -> None:
         """text-embeddings-inference's /embed: a list of vectors, one per input text."""
         texts: list[str] = body.inputs
         ctx.check_limits(texts, lambda i: "inputs" if i < 0 else f"inputs[{i}]")
-        result = await batcher.submit(texts, embeddings=True, scope=request.scope)
+        result = await batcher.submit(ctx.prompted(texts, body.prompt_name), embeddings=True, scope=request.scope)
         metrics.inc("polyhead_texts_total", {"endpoint": "/embed"}, len(texts))
         vecs = np.stack([np.asarray(v, dtype=np.float32) for v in result.embeddings])
         if body.normalize:

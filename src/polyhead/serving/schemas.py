@@ -65,6 +65,7 @@ def build_schemas() -> SimpleNamespace:
             json_schema_extra=TEXT_OR_TEXTS_SCHEMA,
         )
         model: Optional[Text] = None
+        prompt_name: Optional[Text] = Field(None, description="one of the model's prompts (GET /info lists them); default: its default prompt")
         encoding_format: Optional[str] = "float"
         dimensions: Optional[int] = None
         user: Optional[str] = None
@@ -112,6 +113,7 @@ def build_schemas() -> SimpleNamespace:
         inputs: Any = Field(..., description="a string or a list of strings", json_schema_extra=TEXT_OR_TEXTS_SCHEMA)
         normalize: StrictBool = Field(True, description="scale each vector to unit length (TEI's default)")
         truncate: Optional[StrictBool] = Field(None, description="accepted for TEI clients; texts are always truncated at the model's max length")
+        prompt_name: Optional[Text] = Field(None, description="one of the model's prompts (GET /info lists them); default: its default prompt")
 
         @field_validator("inputs")
         @classmethod

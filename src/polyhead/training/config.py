@@ -78,9 +78,11 @@ class EncoderConfig:
     """The shared encoder and the choices outside the backbone."""
 
     model: str | None = None  # None / "default": the bundled all-MiniLM-L6-v2
-    pooling: str = opt("mean", choices=POOLING_MODES)
-    normalize: bool = True
-    max_length: int = opt(256, ge=1)
+    # None: the model's sentence-transformers config (its Pooling, Normalize, max_seq_length), and
+    # for a plain Hugging Face model polyhead's defaults: mean pooling, normalised, 256 tokens.
+    pooling: str | None = opt(None, choices=POOLING_MODES)
+    normalize: bool | None = None
+    max_length: int | None = opt(None, ge=1)
 
 
 @dataclass(kw_only=True)

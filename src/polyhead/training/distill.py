@@ -276,7 +276,7 @@ def build_distiller(cfg: RunConfig, sources: list[Source], specs: dict[str, Task
     started = time.time()
     device = model.device
     precision = resolve_precision(tr.precision, device)
-    tokenizer, max_length = model.encoder.tokenizer, cfg.encoder.max_length
+    tokenizer, max_length = model.encoder.tokenizer, model.encoder.max_length
     distiller = Distiller(total_steps, tr.distill_lambda, tr.distill_anneal, tr.distill_weight, cfg.anchor_weight,
                           other_weight=tr.distill_other_texts)
     folders: dict[Path, list[str]] = {}

@@ -193,9 +193,9 @@ def encode_split(
     was_training = encoder.training
     encoder.eval()
     device = encoder.device
-    dim = encoder.dim
+    dim, width = encoder.dim, encoder.hidden_size  # sentence vectors; per-token states
     pooled = np.zeros((len(examples), dim), dtype=np.float32) if want_pooled else None
-    per_text: list[np.ndarray] = [np.zeros((0, dim), np.float32)] * len(examples)
+    per_text: list[np.ndarray] = [np.zeros((0, width), np.float32)] * len(examples)
     kept_per_text: list[np.ndarray] = [np.zeros(0, bool)] * len(examples)
     for idx, _, batch in collated_batches(src, split, specs, encoder.tokenizer, encoder.max_length, batch_size):
         inputs = {k: v.to(device) for k, v in batch["inputs"].items()}
@@ -208,7 +208,7 @@ def encode_split(
             for row, i in enumerate(idx):
                 firsts = np.asarray(batch["firsts"][row], dtype=np.int64)
                 keep = firsts >= 0
-                vectors = np.zeros((len(firsts), dim), np.float32)
+                vectors = np.zeros((len(firsts), width), np.float32)
                 vectors[keep] = states[row, firsts[keep]]
                 per_text[i], kept_per_text[i] = vectors, keep
         if progress is not None:
@@ -218,6 +218,6 @@ def encode_split(
     if want_words:
         counts = np.array([len(k) for k in kept_per_text], dtype=np.int64)
         word_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        words = np.concatenate(per_text) if len(per_text) else np.zeros((0, dim), np.float32)
+        words = np.concatenate(per_text) if len(per_text) else np.zeros((0, width), np.float32)
         kept = np.concatenate(kept_per_text) if len(kept_per_text) else np.zeros(0, bool)
     return SplitFeatures(pooled, words, word_start, kept)

@@ -68,6 +68,7 @@ def apply_freezing(model: nn.Module, freeze: FreezeConfig) -> set[str]:
     enc_prefix = "encoder.backbone."
     if freeze.encoder:
         off(enc_prefix, list(backbone.named_parameters()))
+        off("encoder.projection.", list(model.encoder.projection.named_parameters()))
     else:
         groups = layer_groups(backbone) if (freeze.embeddings or freeze.layers) else None
         if freeze.embeddings and groups:
@@ -98,6 +99,8 @@ class GradualUnfreezer:
         # Top layer first; the "other" parameters (e.g. final norm) join with the top layer.
         ordered = [groups.layers[-1] + groups.other] + list(reversed(groups.layers[:-1])) + [groups.embeddings]
         self.stages = [[(prefix + n, p) for n, p in g] for g in ordered]
+        # The modules after pooling (a Dense layer) sit above the top layer: they thaw with it.
+        self.stages[0] += [("encoder.projection." + n, p) for n, p in model.encoder.projection.named_parameters()]
         self.static_frozen = static_frozen
         self.stage = -1
 
@@ -130,6 +133,8 @@ def param_groups(model: nn.Module, train: TrainingConfig, extra: list[nn.Paramet
         if name.startswith("encoder.backbone."):
             depth = depths.get(name[len("encoder.backbone.") :], 0)
             lr = train.lr * train.layer_decay**depth
+        elif name.startswith("encoder."):  # the modules after pooling train with the top layer
+            lr = train.lr
         else:
             lr = head_lr
         no_decay = p.ndim < 2 or "norm" in name.lower()

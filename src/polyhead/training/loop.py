@@ -290,7 +290,7 @@ def build_run(cfg: RunConfig, out: Path, accelerator: Any, say: Callable[[str], 
         unfreezer = GradualUnfreezer(model, cfg.freeze.gradual_unfreezing, static_frozen)
     say(f"{sum(p.numel() for p in model.parameters()):,} parameters, {trainable:,} trainable; device {accelerator.device}")
 
-    batches = BatchStream(sources, specs, model.encoder.tokenizer, cfg.encoder.max_length, tr.seed, accelerator)
+    batches = BatchStream(sources, specs, model.encoder.tokenizer, model.encoder.max_length, tr.seed, accelerator)
     try:
         sampler = TaskSampler(batches.num_batches, tr.sampling, tr.temperature, tr.seed, tr.steps_per_epoch)
     except ValueError as exc:
