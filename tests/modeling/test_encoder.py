@@ -98,8 +98,27 @@ def test_resolve_rejects_a_folder_that_is_not_a_model(tmp_path):
         resolve_model_path(tmp_path)
 
 
-def test_hub_names_pass_through():
-    assert resolve_model_path("someone/some-model") == "someone/some-model"
+def test_hub_names_are_fetched_without_pickles(monkeypatch, tmp_path):
+    """A name that is no folder goes to huggingface_hub, asking only for configs, tokenizer files
+    and safetensors weights (a pickled pytorch_model.bin is never downloaded)."""
+    import fnmatch
+
+    import huggingface_hub
+
+    seen = {}
+
+    def fake_snapshot_download(repo_id, **kwargs):
+        seen.update(kwargs, repo_id=repo_id)
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    assert resolve_model_path("someone/some-model-for-this-test", revision="v2") == str(tmp_path)
+    assert (seen["repo_id"], seen["revision"]) == ("someone/some-model-for-this-test", "v2")
+    wanted = ["config.json", "model.safetensors", "tokenizer.json", "vocab.txt", "1_Pooling/config.json",
+              "2_Dense/model.safetensors", "sentencepiece.bpe.model", "config_sentence_transformers.json"]
+    refused = ["pytorch_model.bin", "model.pt", "2_Dense/pytorch_model.bin", "flax_model.msgpack", "tf_model.h5"]
+    matches = lambda name: any(fnmatch.fnmatch(name, p) for p in seen["allow_patterns"])  # noqa: E731
+    assert all(matches(n) for n in wanted) and not any(matches(n) for n in refused)
 
 
 def test_precision_resolution():

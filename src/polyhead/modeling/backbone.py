@@ -9,6 +9,7 @@ each problem into a one-line PolyheadError naming the tensor and the file.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import warnings
@@ -24,6 +25,9 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"})
 WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
+# The files polyhead reads from a Hub model: configs, tokenizer files and safetensors weights
+# (pickled weights are never downloaded, so they can never be unpickled).
+HUB_ENCODER_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "README.md"]
 # What to do about a broken saved folder: the file cannot be repaired, only replaced.
 FIX_FOLDER = "re-save the model, or restore the folder from a copy"
 FIX_HUB = "delete the model from the Hugging Face cache (~/.cache/huggingface/hub) and load it again"
@@ -45,25 +49,50 @@ def is_default_name(name_or_path: str | os.PathLike | None) -> bool:
     return name_or_path is None or str(name_or_path) in DEFAULT_ALIASES
 
 
-def resolve_model_path(name_or_path: str | os.PathLike | None) -> str:
-    """Map a model name to something `from_pretrained` can load, preferring local copies.
+def resolve_model_path(name_or_path: str | os.PathLike | None, revision: str | None = None,
+                       cache_dir: str | os.PathLike | None = None) -> str:
+    """Map a model name to a local folder `from_pretrained` can load, preferring local copies.
 
-    The embedded default is tried first so that the default works with no hub access;
-    an existing folder is used as is; anything else is passed on as a hub name.
+    The embedded default is tried first so that the default works with no hub access; an
+    existing folder is used as is; anything else is a Hugging Face Hub name, whose files are
+    fetched (or found in the Hugging Face cache) with huggingface_hub: configs, tokenizer
+    files and safetensors weights only.
     """
     if is_default_name(name_or_path):
         path = embedded_default_path()
         if path is not None:
             return str(path)
-        if name_or_path is None:
-            return DEFAULT_MODEL
-        return str(name_or_path)
+        name_or_path = DEFAULT_MODEL
     p = Path(name_or_path).expanduser()  # type: ignore[arg-type]
     if p.exists():
         if not p.is_dir() or not (p / "config.json").is_file():
             raise PolyheadError(f"{p} is not a model folder (no config.json in it)")
         return str(p)
-    return str(name_or_path)
+    return str(hub_snapshot(str(name_or_path), HUB_ENCODER_FILES, revision, cache_dir))
+
+
+@functools.lru_cache(maxsize=32)
+def _snapshot(repo_id: str, patterns: tuple[str, ...], revision: str | None, cache_dir: str | None, token: Any) -> str:
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, token=token, allow_patterns=list(patterns))
+
+
+def hub_snapshot(repo_id: str, patterns: Iterable[str], revision: str | None = None,
+                 cache_dir: str | os.PathLike | None = None, token: Any = None) -> Path:
+    """The local folder of a Hub repository's files matching `patterns` (downloaded once, then read
+    from the Hugging Face cache; with HF_HUB_OFFLINE=1 only the cache). One-line error otherwise."""
+    try:
+        return Path(_snapshot(repo_id, tuple(patterns), revision, None if cache_dir is None else str(cache_dir), token))
+    except Exception as exc:  # noqa: BLE001 - not found, offline, no network, bad name, no access: one message
+        raise PolyheadError(
+            f"{repo_id!r} is not a local folder, and the Hugging Face Hub copy could not be read ({_first_line(exc)})"
+        ) from exc
+
+
+def is_hub_name(name_or_path: str | os.PathLike | None) -> bool:
+    """True when a name is neither the default encoder nor an existing path (so the Hub is asked)."""
+    return not is_default_name(name_or_path) and not Path(name_or_path).expanduser().exists()  # type: ignore[arg-type]
 
 
 def quiet_transformers() -> None:
@@ -90,7 +119,8 @@ def check_safetensors_file(path: str | os.PathLike, fix: str = FIX_FOLDER) -> di
 
 
 def load_backbone(
-    name_or_path: str | os.PathLike | None, local_only: bool = False, strict: bool = False
+    name_or_path: str | os.PathLike | None, local_only: bool = False, strict: bool = False, *,
+    revision: str | None = None, cache_dir: str | os.PathLike | None = None,
 ) -> tuple[nn.Module, Any]:
     """Load AutoModel + AutoTokenizer without running code from the folder, every weight checked.
 
@@ -102,19 +132,21 @@ def load_backbone(
     from transformers import AutoModel, AutoTokenizer
 
     quiet_transformers()
-    resolved = resolve_model_path(name_or_path)
+    if local_only and not Path(str(name_or_path)).is_dir():
+        raise PolyheadError(f"{name_or_path} is not a folder")
+    from_hub = is_hub_name(name_or_path)
+    resolved = resolve_model_path(name_or_path, revision, cache_dir)
     folder = Path(resolved)
     is_local = folder.is_dir()
-    if local_only and not is_local:
-        raise PolyheadError(f"{resolved} is not a folder")
+    fix_local = FIX_HUB if from_hub else FIX_FOLDER
     if is_local:
         # A local folder must hold safetensors weights: .bin files would be unpickled.
         files = sorted(folder.glob("*.safetensors"))
         if not files:
-            raise PolyheadError(f"{resolved} holds no .safetensors weights (pickled weights are refused)")
+            raise PolyheadError(f"{name_or_path if from_hub else resolved} holds no .safetensors weights (pickled weights are refused)")
         for file in files:
-            check_safetensors_file(file)
-        source, fix = str(_weights_name(folder)), FIX_FOLDER
+            check_safetensors_file(file, fix_local)
+        source, fix = (str(name_or_path) if from_hub else str(_weights_name(folder))), fix_local
     else:
         source, fix = resolved, FIX_HUB
     try:

@@ -25,7 +25,7 @@ from .backbone import (
 )
 from .backend import batch_tokens_for, check_texts, length_sorted_batches
 from .st_modules import (
-    POOLING_MODES, FolderSettings, Pooling, folder_locator, hub_locator, pooling_modes, read_settings, resolve_prompt,
+    POOLING_MODES, FolderSettings, Pooling, folder_locator, pooling_modes, read_settings, resolve_prompt,
     with_prompt, write_settings,
 )
 
@@ -99,6 +99,8 @@ class Encoder(nn.Module):
         *,
         prompts: dict[str, str] | None = None,
         default_prompt_name: str | None = None,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
         backbone: nn.Module | None = None,
         tokenizer: Any = None,
         settings: FolderSettings | None = None,
@@ -107,10 +109,9 @@ class Encoder(nn.Module):
         if max_length is not None and max_length < 2:
             raise PolyheadError(f"max_length must be at least 2, got {max_length}")
         if backbone is None or tokenizer is None:
-            backbone, tokenizer = load_backbone(model_name_or_path)
-            resolved = resolve_model_path(model_name_or_path)
-            locate = folder_locator(resolved) if Path(resolved).is_dir() else hub_locator(resolved)
-            settings = read_settings(locate, str(model_name_or_path or DEFAULT_MODEL), _hidden_size(backbone))
+            backbone, tokenizer = load_backbone(model_name_or_path, revision=revision, cache_dir=cache_dir)
+            resolved = resolve_model_path(model_name_or_path, revision, cache_dir)  # the same folder (a Hub copy is cached)
+            settings = read_settings(folder_locator(resolved), str(model_name_or_path or DEFAULT_MODEL), _hidden_size(backbone))
         self.name_or_path = DEFAULT_MODEL if is_default_name(model_name_or_path) else str(model_name_or_path)
         self.backbone = backbone
         self.tokenizer = tokenizer

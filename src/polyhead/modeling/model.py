@@ -18,7 +18,7 @@ from .. import __version__
 from ..console import progress
 from ..errors import PolyheadError
 from ..io import read_json, replace_dir, write_bytes_atomic, write_json_atomic
-from .backbone import FIX_FOLDER, check_safetensors_file
+from .backbone import FIX_FOLDER, check_safetensors_file, hub_snapshot
 from .backend import describe_encoder, paired_similarity, predict_pairs, prediction
 from .card import write_card
 from .encoder import Encoder, autocast_context
@@ -30,6 +30,9 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "polyhead.json"
 ENCODER_DIR = "encoder"
 HEADS_DIR = "heads"
+# What a polyhead model repository on the Hub holds that loading reads (exports and anything
+# else in the repository are left on the Hub; pickles are never downloaded).
+HUB_MODEL_FILES = [CONFIG_FILE, "README.md", "MODEL_CARD.md", f"{ENCODER_DIR}/*", f"{HEADS_DIR}/*.safetensors"]
 
 
 class MultiTaskModel(nn.Module):
@@ -226,6 +229,44 @@ class MultiTaskModel(nn.Module):
         model.to(encoder.device_)
         model.eval()
         return model
+
+    # -- the Hugging Face Hub ---------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, *, revision: str | None = None,
+                        cache_dir: str | os.PathLike | None = None, token: str | bool | None = None,
+                        device: str | torch.device | None = None, precision: str = "fp32") -> "MultiTaskModel":
+        """Load a model folder, or a Hub repository's polyhead model (downloaded into the Hugging
+        Face cache with huggingface_hub, then loaded and checked exactly like a folder)."""
+        path = Path(name_or_path).expanduser()
+        if path.exists():
+            return cls.load(path, device=device, precision=precision)
+        folder = hub_snapshot(str(name_or_path), HUB_MODEL_FILES, revision, cache_dir, token)
+        if not (folder / CONFIG_FILE).is_file():
+            raise PolyheadError(f"{name_or_path!r} on the Hub is not a polyhead model (no {CONFIG_FILE}); "
+                                f"for a plain encoder use Encoder({str(name_or_path)!r})")
+        return cls.load(folder, device=device, precision=precision)
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """The same as save(): one folder with the encoder, every head and the model card."""
+        return self.save(folder)
+
+    def push_to_hub(self, repo_id: str, *, private: bool | None = None, token: str | bool | None = None,
+                    commit_message: str = "Upload polyhead model", revision: str | None = None,
+                    create_pr: bool = False) -> Any:
+        """Save the model and upload the folder to a Hub repository (created if missing); returns
+        huggingface_hub's CommitInfo. What goes up is exactly what save() writes."""
+        from huggingface_hub import HfApi
+
+        with tempfile.TemporaryDirectory(prefix="polyhead-push-") as tmp:
+            folder = self.save(Path(tmp) / "model")
+            api = HfApi(token=token)
+            try:
+                api.create_repo(repo_id, private=private, exist_ok=True)
+                return api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message,
+                                         revision=revision, create_pr=create_pr)
+            except Exception as exc:  # noqa: BLE001 - auth, network, name: one line, the model is untouched
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise PolyheadError(f"could not upload to the Hub repository {repo_id!r}: {first}") from exc
 
     def export_sentence_transformers(self, folder: str | os.PathLike) -> Path:
         """Write the encoder as a sentence-transformers model folder: backbone, Pooling, any Dense /

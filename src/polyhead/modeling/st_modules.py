@@ -216,18 +216,6 @@ def folder_locator(folder: str | os.PathLike) -> Locate:
     return lambda rel: (root / rel) if (root / rel).is_file() else None
 
 
-def hub_locator(repo_id: str) -> Locate:
-    """A file finder for a Hub model (the Hugging Face cache, or a download): None when absent."""
-    def locate(rel: str) -> Path | None:
-        try:
-            from huggingface_hub import hf_hub_download
-
-            return Path(hf_hub_download(repo_id, rel))
-        except Exception:  # noqa: BLE001 - not on the Hub, no network, no such file: all mean "absent"
-            return None
-    return locate
-
-
 def _json(locate: Locate, rel: str, source: str) -> Any:
     from ..io import read_json_value
 
