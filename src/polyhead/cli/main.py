@@ -11,7 +11,7 @@ import warnings
 from typing import Any, Iterable
 
 from ..console import PROG
-from ..errors import PolyheadError
+from ..errors import PolyheadError, RunStopped, StopNow
 from .options import build_parser
 
 
@@ -39,6 +39,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     except PolyheadError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
+    except (RunStopped, StopNow) as exc:  # a stop signal: the run saved what it could and says so
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return exc.status
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

@@ -50,6 +50,7 @@ SAFE_TO_CHANGE: dict[str, str] = {
     "training.eval_every": "how often dev is evaluated",
     "training.eval_batch_size": "evaluation batch size (no effect on training)",
     "training.checkpoint_every": "how often checkpoints are written",
+    "training.checkpoint_every_minutes": "how often checkpoints are written",
     "training.keep_checkpoints": "whether checkpoints are kept after the run",
     "training.early_stopping_patience": "how many evaluations without improvement stop the run",
 }

@@ -202,6 +202,10 @@ class TrainingConfig:
     refit_heads: bool = True
     early_stopping_patience: int | None = opt(None, ge=1)
     checkpoint_every: int | None = opt(None, ge=1)  # steps; default: once per epoch
+    # Also a checkpoint whenever this many minutes passed since the last one: bounds the work a
+    # hard kill (out of memory, a preemption without warning) can cost. SIGTERM/SIGINT always
+    # write one (docs/training.md, "Stopping and resuming").
+    checkpoint_every_minutes: float | None = opt(None, gt=0)
     keep_checkpoints: bool = False  # keep checkpoints after a successful run
     log_every: int = opt(10, ge=1)
     init_from: str | None = None  # a saved polyhead model to start from (encoder + matching heads)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..console import progress as progress_bar, say as console_say
-from ..errors import PolyheadError
+from ..errors import PolyheadError, RunStopped
 from ..kinds import kind_of
 from ..modeling.card import retention_line
 from ..modeling.model import MultiTaskModel, load
@@ -37,6 +37,7 @@ from .freezing import GradualUnfreezer, apply_freezing, param_groups
 from .frozen import train_frozen, uses_feature_cache
 from .refit import refit_heads, tune_decisions_on_dev
 from .sampling import TaskSampler
+from .signals import GracefulStop
 from .state import TrainResult, TrainState
 from .weighting import LossWeighting
 
@@ -105,6 +106,8 @@ class Run:
     distiller: Distiller | None = None  # training.distill_teachers / anchor_weight
     probe: retention.RetentionProbe | None = None  # the starting encoder's vectors for the retention metric
     started: float = 0.0  # when this process started the run (time.time()); checkpoints and finish add it to state.elapsed
+    saved_step: int = -1  # the global step of the last checkpoint this process wrote
+    saved_at: float = 0.0  # when (time.monotonic()), for training.checkpoint_every_minutes
 
     @property
     def main(self) -> bool:
@@ -186,51 +189,58 @@ def train(
         say(f"resumed from step {state.global_step} (epoch {state.epoch + 1}, batch {state.step_in_epoch})")
 
     # -- 5. Epochs of batches, one task's batch at a time; an optimiser step every grad_accum ----
-    try:
-        if run.optimizer is None:
-            say("nothing to train (everything is frozen): evaluating and saving as is")
-            if run.has_dev:
-                evaluate_and_keep_best(run, state, epoch=0)
-        for epoch in range(state.epoch, tr.epochs if run.optimizer is not None else 0):
-            schedule = run.sampler.epoch_schedule(epoch)
-            start = state.step_in_epoch if epoch == state.epoch else 0
-            run.batches.start_epoch(epoch, already_drawn=schedule[:start])
-            if start == 0:
-                state.epoch_losses = {}
-            set_train_mode(run)
-            bar = progress_bar(len(schedule), progress and run.main, f"epoch {epoch + 1}/{tr.epochs}", unit="batch", initial=start)
-            for step in range(start, len(schedule)):
+    # SIGTERM / SIGINT: finish the step, checkpoint, stop (signals.py); a second one stops at once.
+    run.saved_at = time.monotonic()
+    with GracefulStop(say) as stop:
+        try:
+            if run.optimizer is None:
+                say("nothing to train (everything is frozen): evaluating and saving as is")
+                if run.has_dev:
+                    evaluate_and_keep_best(run, state, epoch=0)
+            for epoch in range(state.epoch, tr.epochs if run.optimizer is not None else 0):
+                stop_if_requested(run, state, stop)
+                schedule = run.sampler.epoch_schedule(epoch)
+                start = state.step_in_epoch if epoch == state.epoch else 0
+                run.batches.start_epoch(epoch, already_drawn=schedule[:start])
+                if start == 0:
+                    state.epoch_losses = {}
+                set_train_mode(run)
+                bar = progress_bar(len(schedule), progress and run.main, f"epoch {epoch + 1}/{tr.epochs}", unit="batch", initial=start)
+                for step in range(start, len(schedule)):
+                    if state.global_step >= run.total_steps:
+                        break
+                    maybe_unfreeze(run, state, epoch)
+                    batch = run.batches.next(schedule[step])
+                    sync = (state.micro_step + 1) % tr.grad_accum == 0 or step == len(schedule) - 1
+                    losses = forward_backward(run, state, batch, sync)
+                    if sync:
+                        optimizer_step(run, state, epoch, step)
+                        log_losses(run, state, epoch, losses)
+                        if tr.eval_every and state.global_step % tr.eval_every == 0 and run.has_dev:
+                            state.stopped_early = evaluate_and_keep_best(run, state, epoch)
+                        if tr.checkpoint_every and state.global_step % tr.checkpoint_every == 0:
+                            save_checkpoint(run, state)
+                        elif tr.checkpoint_every_minutes and time.monotonic() - run.saved_at >= 60 * tr.checkpoint_every_minutes:
+                            save_checkpoint(run, state)
+                        stop_if_requested(run, state, stop)
+                    bar.set_postfix_str(
+                        " ".join(f"{t}={s / max(c, 1):.3f}" for t, (s, c) in state.epoch_losses.items()), refresh=False
+                    )
+                    bar.update(1)
+                    if state.stopped_early:
+                        break
+                bar.close()
+                end_epoch(run, state, epoch)
+                if state.stopped_early:
+                    say(f"early stopping: no improvement in {tr.early_stopping_patience} evaluations")
+                    break
                 if state.global_step >= run.total_steps:
                     break
-                maybe_unfreeze(run, state, epoch)
-                batch = run.batches.next(schedule[step])
-                sync = (state.micro_step + 1) % tr.grad_accum == 0 or step == len(schedule) - 1
-                losses = forward_backward(run, state, batch, sync)
-                if sync:
-                    optimizer_step(run, state, epoch, step)
-                    log_losses(run, state, epoch, losses)
-                    if tr.eval_every and state.global_step % tr.eval_every == 0 and run.has_dev:
-                        state.stopped_early = evaluate_and_keep_best(run, state, epoch)
-                    if tr.checkpoint_every and state.global_step % tr.checkpoint_every == 0:
-                        save_checkpoint(run, state)
-                bar.set_postfix_str(
-                    " ".join(f"{t}={s / max(c, 1):.3f}" for t, (s, c) in state.epoch_losses.items()), refresh=False
-                )
-                bar.update(1)
-                if state.stopped_early:
-                    break
-            bar.close()
-            end_epoch(run, state, epoch)
-            if state.stopped_early:
-                say(f"early stopping: no improvement in {tr.early_stopping_patience} evaluations")
-                break
-            if state.global_step >= run.total_steps:
-                break
-    except KeyboardInterrupt:
-        if run.optimizer is not None and state.global_step > 0:
-            save_checkpoint(run, state)
-            say(f"interrupted: checkpoint at step {state.global_step} saved; continue with --resume")
-        raise
+        except KeyboardInterrupt:  # where no handler could be installed (not the main thread)
+            if run.optimizer is not None and state.global_step > 0:
+                save_checkpoint(run, state)
+                say(f"interrupted: checkpoint at step {state.global_step} saved; continue with --resume")
+            raise
 
     # -- 6. Keep the model, score test, write the training files ---------------------------------
     return finish(run, state)
@@ -431,6 +441,22 @@ def measure_retention(run: Run, state: TrainState, epoch: int, metrics: dict[str
     return moved
 
 
+def stop_if_requested(run: Run, state: TrainState, stop: GracefulStop) -> None:
+    """After a stop signal: make sure the last optimiser step is in a checkpoint, then stop."""
+    signum = stop.requested(run.accelerator)
+    if signum is None:
+        return
+    import signal as _signal
+
+    name, status = _signal.Signals(signum).name, 128 + signum
+    if state.global_step == 0:
+        raise RunStopped(f"stopped by {name} before the first optimiser step: nothing to resume, run the command again", status)
+    if run.saved_step != state.global_step:
+        save_checkpoint(run, state)
+    raise RunStopped(f"stopped by {name}: checkpoint of step {state.global_step} saved in {run.out / CHECKPOINT_DIR}; "
+                     f"continue with the same command plus --resume", status)
+
+
 def save_checkpoint(run: Run, state: TrainState) -> None:
     """Every process's RNG state goes to the main process, which writes the checkpoint."""
     from accelerate.utils import gather_object
@@ -443,6 +469,7 @@ def save_checkpoint(run: Run, state: TrainState) -> None:
         checkpoint.save_checkpoint(run.out / CHECKPOINT_DIR, objective.model, objective.weighting, run.optimizer,
                                    run.scheduler, saved, run.cfg.to_dict(), run.run_info, rngs)
     run.accelerator.wait_for_everyone()
+    run.saved_step, run.saved_at = state.global_step, time.monotonic()
 
 
 def end_epoch(run: Run, state: TrainState, epoch: int) -> None:
