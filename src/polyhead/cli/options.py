@@ -278,6 +278,10 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-texts", type=int, default=256, help="most texts in one request")
     p.add_argument("--max-chars", type=int, default=20000, help="most characters in one text")
     p.add_argument("--max-body-bytes", type=int, default=4_000_000, help="largest request body")
+    p.add_argument("--max-queue-texts", type=int, default=1024,
+                   help="texts that may wait for the model; past it requests get 503 + Retry-After at once (default 1024)")
+    p.add_argument("--request-timeout", type=float, default=30.0,
+                   help="seconds a request may wait for its answer before a 503 (default 30)")
     p.add_argument("--device", default=None)
     with_choices(p.add_argument("--precision", default="auto"), PRECISIONS)
     p.set_defaults(func=commands.cmd_serve)

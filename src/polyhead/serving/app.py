@@ -34,6 +34,7 @@ def create_app(model_or_encoder: Any, settings: Optional[ServeSettings] = None) 
     batcher = MicroBatcher(
         model, settings.max_batch_size, settings.max_wait_ms, settings.forward_batch_size, metrics,
         early_start=True, max_length=facts.get("max_length"),
+        max_queue_texts=settings.max_queue_texts, request_timeout_s=settings.request_timeout_s,
     )
 
     @asynccontextmanager
@@ -60,7 +61,8 @@ def create_app(model_or_encoder: Any, settings: Optional[ServeSettings] = None) 
 
     @app.exception_handler(BatcherUnavailable)
     async def _unavailable(request: Request, exc: BatcherUnavailable) -> JSONResponse:
-        return JSONResponse(error_body(str(exc), "server_unavailable"), status_code=503)
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+        return JSONResponse(error_body(str(exc), "server_unavailable", code=exc.code), status_code=503, headers=headers)
 
     # Outermost last: metrics see every answer, auth runs before the body is read, the body
     # limit runs before FastAPI parses anything.

@@ -27,6 +27,23 @@ EXPECTED_KEY = "polyhead.expected"  # ASGI scope key: this request is counted in
 class BatcherUnavailable(PolyheadError):
     """The batcher takes no work: it is not started yet, or it is shutting down."""
 
+    retry_after: Optional[int] = None  # seconds, for the Retry-After header (None: none sent)
+    code: Optional[str] = None  # the error body's "code"
+
+
+class Overloaded(BatcherUnavailable):
+    """The queue holds max_queue_texts already: the request is refused at once (load shedding)."""
+
+    retry_after = 1
+    code = "overloaded"
+
+
+class DeadlineExceeded(BatcherUnavailable):
+    """The request was not answered within its deadline (request_timeout_s)."""
+
+    retry_after = 1
+    code = "deadline_exceeded"
+
 
 @dataclass
 class Job:
@@ -70,8 +87,12 @@ class MicroBatcher:
         metrics: Optional[Metrics] = None,
         early_start: bool = False,
         max_length: Optional[int] = None,
+        max_queue_texts: Optional[int] = None,
+        request_timeout_s: Optional[float] = None,
     ) -> None:
         self.model = model
+        self.max_queue_texts = max_queue_texts  # None: no bound
+        self.request_timeout_s = request_timeout_s  # None: no deadline
         self.early_start = bool(early_start)
         self.max_batch_size = int(max_batch_size)
         self.max_wait = float(max_wait_ms) / 1000.0
@@ -104,6 +125,12 @@ class MicroBatcher:
     def pending_texts(self) -> int:
         """Texts waiting for the next batch."""
         return sum(len(j.texts) for j in self._pending)
+
+    @property
+    def ready(self) -> bool:
+        """True while the worker runs, takes work, and has room in its queue (what /ready reports)."""
+        room = self.max_queue_texts is None or self.pending_texts < self.max_queue_texts
+        return self.running and self._accepting and room
 
     @property
     def running(self) -> bool:
@@ -148,10 +175,32 @@ class MicroBatcher:
             self.unexpect(scope)
         if not self._accepting or self._wakeup is None:
             raise BatcherUnavailable("the server is not accepting work (starting up or shutting down)")
+        waiting = self.pending_texts
+        if self.max_queue_texts is not None and waiting + len(texts) > self.max_queue_texts and waiting > 0:
+            self._reject("queue_full")
+            raise Overloaded(f"the server is overloaded: {waiting} texts are waiting (the limit is {self.max_queue_texts}, "
+                             f"--max-queue-texts); retry shortly")
         future: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
-        self._pending.append(Job(list(texts), tuple(tasks), bool(embeddings), bool(count_tokens), future))
+        job = Job(list(texts), tuple(tasks), bool(embeddings), bool(count_tokens), future)
+        self._pending.append(job)
         self._wakeup.set()
-        return await future
+        if self.request_timeout_s is None:
+            return await future
+        try:
+            # shield: a timeout must not cancel the future the worker will still set
+            return await asyncio.wait_for(asyncio.shield(future), self.request_timeout_s)
+        except asyncio.TimeoutError:
+            if job in self._pending:  # not started: its texts are dropped, not run for nobody
+                self._pending.remove(job)
+            # Started: the worker still sets the result; read it so no "never retrieved" warning.
+            future.add_done_callback(lambda f: None if f.cancelled() else f.exception())
+            self._reject("deadline")
+            raise DeadlineExceeded(f"the request was not answered within {self.request_timeout_s:g} s "
+                                   f"(--request-timeout); the server is busy, retry shortly") from None
+
+    def _reject(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.inc("polyhead_rejected_total", {"reason": reason})
 
     async def _next_batch(self) -> list[Job]:
         assert self._wakeup is not None

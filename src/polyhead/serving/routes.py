@@ -263,7 +263,8 @@ def add_routes(app: Any, ctx: ServerContext) -> None:
                 "backend": settings.backend,
                 **facts,
                 "limits": {"max_texts": settings.max_texts, "max_chars": settings.max_chars, "max_body_bytes": settings.max_body_bytes},
-                "batching": {"max_batch_size": settings.max_batch_size, "max_wait_ms": settings.max_wait_ms},
+                "batching": {"max_batch_size": settings.max_batch_size, "max_wait_ms": settings.max_wait_ms,
+                             "max_queue_texts": settings.max_queue_texts, "request_timeout_s": settings.request_timeout_s},
                 "auth": bool(settings.api_key),
                 "endpoints": ENDPOINTS,
             }
@@ -275,9 +276,18 @@ def add_routes(app: Any, ctx: ServerContext) -> None:
         ok = batcher.running
         return JSONResponse({"status": "ok" if ok else "unavailable", "queued_texts": batcher.pending_texts}, status_code=200 if ok else 503)
 
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        """Readiness (for a load balancer): 200 while the model is loaded, the worker runs and its
+        queue has room; 503 while starting, shutting down or full (then send traffic elsewhere)."""
+        ok = batcher.ready
+        body = {"status": "ready" if ok else "not_ready", "queued_texts": batcher.pending_texts, "max_queue_texts": settings.max_queue_texts}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
     @app.get("/metrics", responses=S.errors(401))
     async def metrics_endpoint() -> PlainTextResponse:
         """Prometheus text exposition."""
+        metrics.set("polyhead_queue_texts", batcher.pending_texts)
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/", include_in_schema=False)

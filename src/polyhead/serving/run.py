@@ -57,6 +57,8 @@ def settings_from_args(args: Any) -> ServeSettings:
         max_texts=int(getattr(args, "max_texts", 256)),
         max_chars=int(getattr(args, "max_chars", 20000)),
         max_body_bytes=int(getattr(args, "max_body_bytes", 4_000_000)),
+        max_queue_texts=int(getattr(args, "max_queue_texts", 1024)),
+        request_timeout_s=float(getattr(args, "request_timeout", 30.0)),
         api_key=getattr(args, "api_key", None) or os.environ.get("POLYHEAD_API_KEY") or None,
         backend=getattr(args, "backend", "torch") or "torch",
     )

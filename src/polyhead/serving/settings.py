@@ -11,7 +11,7 @@ from ..onnx.backends import BACKENDS  # noqa: E402,F401 - what `polyhead serve -
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # Paths that answer without an API key: liveness probes must work without secrets, and the
 # playground page and its assets are static files (the page asks for the key itself).
-OPEN_PATHS = ("/health", "/")
+OPEN_PATHS = ("/health", "/ready", "/")
 OPEN_PREFIXES = ("/static/",)
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml", ".ico": "image/x-icon"}
@@ -20,10 +20,12 @@ KNOWN_PATHS = (
     "/v1/models",
     "/predict",
     "/similarity",
+    "/pairs",
     "/rerank",
     "/embed",
     "/info",
     "/health",
+    "/ready",
     "/metrics",
     "/",
     "/docs",
@@ -40,13 +42,14 @@ ENDPOINTS = [
     "POST /embed",
     "GET /info",
     "GET /health",
+    "GET /ready",
     "GET /metrics",
     "GET /v1/models",
 ]
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 BODY_METHODS = ("POST", "PUT", "PATCH")
-BATCHED_PATHS = ("/v1/embeddings", "/predict", "/similarity", "/rerank", "/embed")
+BATCHED_PATHS = ("/v1/embeddings", "/predict", "/similarity", "/pairs", "/rerank", "/embed")
 
 
 @dataclass
@@ -66,12 +69,22 @@ class ServeSettings:
     # pads each chunk to its own longest text. Kept apart from max_batch_size so that
     # `--max-batch-size 1` (no cross-request batching) still runs a many-text request fast.
     forward_batch_size: int = 64
+    # Overload: texts that may wait for the model at once. Past it a request is refused at once
+    # with 503 and Retry-After (shedding load instead of letting every request's wait grow
+    # without bound). 1,024 texts is 16 full micro-batches: a few seconds of work for a small
+    # encoder on a CPU, the longest a waiting client should see.
+    max_queue_texts: int = 1024
+    # Per-request deadline: a request not answered within it gets 503 (its texts are dropped if
+    # they have not started), so no client waits longer than this for a busy server.
+    request_timeout_s: float = 30.0
 
     def validate(self) -> None:
         """Raise PolyheadError for values that cannot work."""
-        for name in ("max_batch_size", "max_texts", "max_chars", "forward_batch_size"):
+        for name in ("max_batch_size", "max_texts", "max_chars", "forward_batch_size", "max_queue_texts"):
             if int(getattr(self, name)) < 1:
                 raise PolyheadError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not self.request_timeout_s > 0:
+            raise PolyheadError(f"request-timeout must be more than 0 seconds, got {self.request_timeout_s}")
         if self.max_wait_ms < 0:
             raise PolyheadError(f"max-wait-ms must be 0 or more, got {self.max_wait_ms}")
         if self.max_body_bytes < 1024:
