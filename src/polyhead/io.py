@@ -59,6 +59,32 @@ def read_text(path: str | os.PathLike) -> str:
         raise PolyheadError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from exc
 
 
+# -- write failures -----------------------------------------------------------------------
+def write_error_reason(exc: BaseException) -> str | None:
+    """Why a write failed, in the OS's words, when it is the file system's fault (disk full,
+    read-only, no permission, I/O error, quota); None for other errors. safetensors reports
+    these as SafetensorError carrying the OS message, so that is recognised too."""
+    if isinstance(exc, PolyheadError) and exc.__cause__ is not None:  # a write_failure from a layer below
+        return write_error_reason(exc.__cause__)
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return os.strerror(exc.errno)
+    text = str(exc)
+    if type(exc).__name__ == "SafetensorError":
+        for errno_ in (28, 30, 13, 5, 122, 27):  # ENOSPC, EROFS, EACCES, EIO, EDQUOT, EFBIG
+            if os.strerror(errno_) in text:
+                return os.strerror(errno_)
+    return None
+
+
+def write_failure(exc: BaseException, what: str, kept: str, todo: str) -> PolyheadError:
+    """A one-line error for a failed write: what could not be written and why, what was kept,
+    and what to do (the caller raises it `from exc`)."""
+    reason = write_error_reason(exc) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    while isinstance(exc, PolyheadError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return PolyheadError(f"could not write {what}: {reason}; {kept}; {todo}")
+
+
 # -- atomic writes ------------------------------------------------------------------------
 def write_bytes_atomic(path: str | os.PathLike, write: Callable[[Any], Any]) -> None:
     """Write a file through `write(fh)` into a temp file beside it, fsync, then rename it in."""

@@ -57,3 +57,10 @@ def main(argv: Iterable[str] | None = None) -> int:
             raise
         print(f"{PROG}: error: {exc} (set POLYHEAD_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
+    except Exception as exc:
+        # safetensors reports a full disk or an unreadable file as its own error type: one line too.
+        if type(exc).__name__ != "SafetensorError" or os.environ.get("POLYHEAD_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"{PROG}: error: {first} (set POLYHEAD_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1

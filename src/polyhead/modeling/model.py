@@ -17,7 +17,7 @@ from torch import nn
 from .. import __version__
 from ..console import progress
 from ..errors import PolyheadError
-from ..io import read_json, replace_dir, write_bytes_atomic, write_json_atomic
+from ..io import read_json, replace_dir, write_bytes_atomic, write_error_reason, write_failure, write_json_atomic
 from .backbone import FIX_FOLDER, check_safetensors_file, hub_snapshot
 from .backend import describe_encoder, paired_similarity, predict_pairs, prediction
 from .card import write_card
@@ -184,8 +184,11 @@ class MultiTaskModel(nn.Module):
                 save_file(tensors, str(tmp / HEADS_DIR / f"{name}.safetensors"), metadata={"task": name})
             write_json_atomic(tmp / CONFIG_FILE, self.config_dict())
             _install(tmp, folder)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            if write_error_reason(exc) is not None:
+                kept = f"{folder} is as it was" if folder.exists() else f"nothing was left at {folder}"
+                raise write_failure(exc, f"the model folder {folder}", kept, "free space (or fix the folder's permissions) and save again") from exc
             raise
         write_card(folder)
         return folder

@@ -24,7 +24,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from ..errors import PolyheadError
-from ..io import read_json, write_atomic_dir, write_json_atomic, write_text_atomic
+from ..io import read_json, write_atomic_dir, write_error_reason, write_failure, write_json_atomic, write_text_atomic
 from ..modeling.model import MultiTaskModel, load
 
 # write_atomic_dir / write_text_atomic lived here in 0.1; they stay importable from this module.
@@ -191,9 +191,20 @@ def save_checkpoint(
         write_text_atomic(tmp / "config.yaml", yaml.safe_dump(config, sort_keys=False))
         write_json_atomic(tmp / "run.json", run_info)
 
-    folder = write_atomic_dir(root / name, fill)
     previous = (root / LATEST).read_text(encoding="utf-8").strip() if (root / LATEST).is_file() else None
-    write_text_atomic(root / LATEST, name)
+    try:
+        folder = write_atomic_dir(root / name, fill)  # a failure leaves no part of it behind
+        write_text_atomic(root / LATEST, name)
+    except Exception as exc:
+        if write_error_reason(exc) is None:
+            raise
+        if previous:
+            kept, todo = f"the last complete checkpoint ({previous}) is kept", "free space (or fix the folder), then continue with --resume"
+        else:
+            kept, todo = "no earlier checkpoint exists", "free space (or fix the folder), then start the run again"
+        if name != previous:  # written, but `latest` could not name it: it would only hold space
+            shutil.rmtree(root / name, ignore_errors=True)
+        raise write_failure(exc, f"checkpoint {root / name}", kept, todo) from exc
     if previous and previous != name:
         shutil.rmtree(root / previous, ignore_errors=True)
     return folder
