@@ -106,7 +106,7 @@ def conll_word_tags(text: str, words: list[str], item: dict[str, Any]) -> list[s
     """One tag per CoNLL word from a token head's predict() item.
 
     predict() tags the words of polyhead's own splitter (split_words), which may split a CoNLL
-    word further ("U.S." -> "U.S", "."), never join two: each CoNLL word takes the tag of the
+    word further ("Mr." -> "Mr", "."), never join two: each CoNLL word takes the tag of the
     first splitter word that starts inside it. That splitter word begins at the CoNLL word's first
     character, so its first sub-token is the CoNLL word's first sub-token: the tag evaluation reads.
     """

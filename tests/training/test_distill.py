@@ -22,7 +22,7 @@ from polyhead.training.batches import BatchStream
 from polyhead.training.build import build_model, make_weighting
 from polyhead.training.config import load_config
 from polyhead.training.data import build_sources
-from polyhead.training.distill import Distiller, build_distiller, check_teacher, soft_cross_entropy, teacher_weight
+from polyhead.training.distill import Distiller, build_distiller, check_teacher, soft_cross_entropy, teacher_weight, word_starts
 from polyhead.training.loop import Objective, train
 
 from conftest import make_tiny_encoder
@@ -348,6 +348,23 @@ def test_teachers_label_the_other_tasks_texts_at_word_starts(tmp_path):
     with torch.no_grad():
         assert distiller.other_texts_loss(lone, model.heads, feats) is None
     assert distiller.last_other is None
+
+
+def test_word_starts_are_the_words_prediction_reads_not_the_tokenizers_own_split():
+    """BERT's pre-tokenizer splits "U.S." into four words and "don't" into three; prediction reads a
+    token head at one position for each, so distillation on other texts does too."""
+    from polyhead.kinds.tagging import first_subtokens, split_words
+
+    tok = make_tiny_encoder().tokenizer
+    text = "The U.S. team doesn't play in 北京."
+    starts = word_starts(tok, [text, text], 64)
+    enc = tok(text, return_offsets_mapping=True)
+    pieces = tok.convert_ids_to_tokens(enc["input_ids"])
+    assert starts[0] == starts[1] == first_subtokens(enc["offset_mapping"], split_words(text))
+    assert [pieces[p] for p in starts[0]] == ["the", "u", "team", "doesn", "play", "in", "北", "京", "."]
+    assert len({w for w in enc.word_ids() if w is not None}) > len(starts[0])  # the tokenizer's own split has more
+    cut = word_starts(tok, [text], 6)[0]  # [CLS] the u . s [SEP]: the words after are cut off
+    assert cut == starts[0][:2]
 
 
 def test_the_other_texts_term_pulls_the_student_toward_its_teacher_there(teachers, tmp_path):

@@ -4,13 +4,17 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+import regex
 import torch
 
 from ..errors import DataError, PolyheadError
 from .base import IGNORE_INDEX, Kind, LabelHead
 from .classification import soft_cross_entropy
 from .metrics import entity_metrics
-from .tagging import bio_to_spans, first_subtokens, split_words
+from .tagging import bio_to_spans, first_subtokens, inside_earlier_subtoken, split_words
+
+
+_WORDLIKE = regex.compile(r"[\w\p{M}]")
 
 
 class TokenHead(LabelHead):
@@ -104,10 +108,19 @@ class Token(Kind):
     def decode(cls, spec: Any, probs: np.ndarray, text: str, offsets: list) -> dict[str, Any]:
         """Word tags from each word's first sub-token, then BIO spans as entities with char offsets."""
         words = split_words(text)
-        firsts = first_subtokens([tuple(o) for o in offsets], words)
-        tags, scores = [], []
-        for t in firsts:
-            if t < 0:  # the word was cut off by truncation
+        offsets = [tuple(o) for o in offsets]
+        firsts = first_subtokens(offsets, words)
+        inside = inside_earlier_subtoken(offsets, words, firsts)
+        tags: list[str] = []
+        scores: list[float] = []
+        for w, t in enumerate(firsts):
+            prefix, _, typ = tags[-1].partition("-") if tags else ("O", "", "")
+            if t < 0 and inside[w] and prefix in ("B", "I") and typ and _WORDLIKE.search(text, *words[w]):
+                # One sub-token holds this word and the one before (raw "北京" read as one piece): the
+                # word cannot be told apart from it, so it continues that word's entity.
+                tags.append(f"I-{typ}")
+                scores.append(scores[-1])
+            elif t < 0:  # cut off by truncation, dropped by the tokenizer, or punctuation inside a piece
                 tags.append("O")
                 scores.append(1.0)
             else:

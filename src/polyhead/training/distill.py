@@ -52,6 +52,7 @@ from ..errors import PolyheadError
 from ..modeling.encoder import autocast_context, resolve_precision
 from ..kinds import kind_of
 from ..kinds.classification import soft_cross_entropy
+from ..kinds.tagging import first_subtokens, split_words
 from ..modeling.model import CONFIG_FILE, MultiTaskModel, load
 from ..modeling.tasks import TaskSpec
 from .config import RunConfig
@@ -376,19 +377,14 @@ def _teacher_targets(distiller: Distiller, teacher: MultiTaskModel, src: Source,
 
 
 def word_starts(tokenizer: Any, texts: list[str], limit: int) -> list[list[int]]:
-    """Each text's first sub-token position of every word (the tokenizer's own word split), after
-    truncation to `limit` tokens: where a token head is read on text that has no word labels."""
-    enc = tokenizer(texts, truncation=True, max_length=limit)
-    starts = []
-    for i in range(len(texts)):
-        seen: set[int] = set()
-        row = []
-        for pos, word in enumerate(enc.word_ids(i)):
-            if word is not None and word not in seen:
-                seen.add(word)
-                row.append(pos)
-        starts.append(row)
-    return starts
+    """Each text's first sub-token position of every word, after truncation to `limit` tokens:
+    where a token head is read on text that has no word labels. Words are split as prediction
+    splits raw text (`split_words`), not by the tokenizer's own pre-tokenizer, so the positions
+    are the ones the head is read at when predicting, whatever the tokenizer family. Words with
+    no sub-token of their own (cut off, or inside a piece begun by the word before) have none."""
+    enc = tokenizer(texts, truncation=True, max_length=limit, return_offsets_mapping=True)
+    return [[t for t in first_subtokens([tuple(o) for o in offsets], split_words(text)) if t >= 0]
+            for text, offsets in zip(texts, enc["offset_mapping"])]
 
 
 @torch.inference_mode()
