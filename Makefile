@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # The CPU build of PyTorch; a GPU user sets TORCH_SPEC=torch (or their CUDA build) instead.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo test test-slow test-fast test-network browser clean
+.PHONY: setup demo test test-slow test-fast test-network test-lowest browser clean
 
 setup: $(VENV)/.installed
 
@@ -41,8 +41,20 @@ browser:
 	    (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)); \
 	  else echo "no chromium: the browser test will be skipped (apt-get install chromium)"; fi; }
 
+# The declared dependency ranges, tested at their bottom: every direct dependency at the lowest
+# version pyproject.toml allows (uv's lowest-direct resolution; torch stays the pinned CPU build),
+# in its own environment, then the fast suite. Needs the PyPI registry.
+LOWEST ?= .venv-lowest
+test-lowest: setup
+	$(BIN)/python -m pip install -q uv
+	$(BIN)/python -m uv venv -q --seed --python $(BIN)/python $(LOWEST)
+	$(LOWEST)/bin/python -m pip install -q "$(TORCH_SPEC)"
+	echo "$(TORCH_SPEC)" > $(LOWEST)/constraints.txt
+	$(BIN)/python -m uv pip install -q --python $(LOWEST)/bin/python --resolution lowest-direct -c $(LOWEST)/constraints.txt -e ".[dev]"
+	HF_HUB_OFFLINE=1 $(LOWEST)/bin/python -m pytest -q -n auto --dist loadfile -m "not network and not slow"
+
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not integration and not network and not slow"
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(LOWEST) runs .pytest_cache

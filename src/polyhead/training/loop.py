@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..console import progress as progress_bar, say as console_say
-from ..errors import PolyheadError, RunStopped
+from ..errors import PolyheadError
 from ..kinds import kind_of
 from ..modeling.card import retention_line
 from ..modeling.model import MultiTaskModel, load
@@ -31,6 +31,7 @@ from .build import build_model, lr_lambda, make_weighting
 from .checkpoint import CHECKPOINT_DIR
 from .config import RunConfig
 from .data import Source, build_sources, describe
+from .devices import make_accelerator
 from .distill import Distiller
 from .evaluation import evaluate, headline, plot_curves, selection_reference, summarize, write_training_files
 from .freezing import GradualUnfreezer, apply_freezing, param_groups
@@ -246,41 +247,6 @@ def train(
     return finish(run, state)
 
 
-# -- 2. devices ---------------------------------------------------------------------------------
-def make_accelerator(mixed_precision: str, device: str | None) -> Any:
-    """An Accelerator for this run: CPU or GPU, mixed precision, DDP over however many processes."""
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs
-
-    fresh_accelerate_state()
-    return Accelerator(
-        cpu=(device == "cpu" or not torch.cuda.is_available()),  # also makes CPU-only DDP (gloo) work
-        mixed_precision=mixed_precision,
-        # Each step runs only its task's heads, so the other heads get no gradient that step.
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-    )
-
-
-def fresh_accelerate_state() -> None:
-    """Forget Accelerate's process-wide state when this process trains more than once.
-
-    Accelerate keeps one `AcceleratorState` per process and refuses a second Accelerator with
-    another `mixed_precision` or `cpu` ("AcceleratorState has already been initialized and cannot
-    be changed"); benchmarks, notebooks and tests train several configs in one process. It has
-    no public reset (its own tests call this private one), so the call is isolated here. Under
-    `accelerate launch` (WORLD_SIZE > 1) the state holds the process group and is left alone.
-    """
-    import os
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return
-    from accelerate.state import AcceleratorState
-
-    reset = getattr(AcceleratorState, "_reset_state", None)
-    if reset is not None:
-        reset(reset_partial_state=True)
-
-
 # -- 3. building ----------------------------------------------------------------------------------
 def build_run(cfg: RunConfig, out: Path, accelerator: Any, say: Callable[[str], None]) -> Run:
     """Read the data, build model, loss weighting, optimiser, schedule and task sampler."""
@@ -443,18 +409,7 @@ def measure_retention(run: Run, state: TrainState, epoch: int, metrics: dict[str
 
 def stop_if_requested(run: Run, state: TrainState, stop: GracefulStop) -> None:
     """After a stop signal: make sure the last optimiser step is in a checkpoint, then stop."""
-    signum = stop.requested(run.accelerator)
-    if signum is None:
-        return
-    import signal as _signal
-
-    name, status = _signal.Signals(signum).name, 128 + signum
-    if state.global_step == 0:
-        raise RunStopped(f"stopped by {name} before the first optimiser step: nothing to resume, run the command again", status)
-    if run.saved_step != state.global_step:
-        save_checkpoint(run, state)
-    raise RunStopped(f"stopped by {name}: checkpoint of step {state.global_step} saved in {run.out / CHECKPOINT_DIR}; "
-                     f"continue with the same command plus --resume", status)
+    stop.stop_here(run.accelerator, state.global_step, run.saved_step, lambda: save_checkpoint(run, state), run.out / CHECKPOINT_DIR)
 
 
 def save_checkpoint(run: Run, state: TrainState) -> None:

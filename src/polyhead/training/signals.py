@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Any, Callable
 
-from ..errors import StopNow
+from ..errors import RunStopped, StopNow
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -59,3 +60,17 @@ class GracefulStop:
             got = int(accelerator.reduce(flag, reduction="max").item())
             return got or None
         return self.signum
+
+    def stop_here(self, accelerator: Any, step: int, saved_step: int, save: Callable[[], None], where: Path) -> None:
+        """Called between optimiser steps: after a stop signal, `save` a checkpoint unless the last
+        one already holds `step`, then raise RunStopped (nothing to save before the first step)."""
+        signum = self.requested(accelerator)
+        if signum is None:
+            return
+        name, status = signal.Signals(signum).name, 128 + signum
+        if step == 0:
+            raise RunStopped(f"stopped by {name} before the first optimiser step: nothing to resume, run the command again", status)
+        if saved_step != step:
+            save()
+        raise RunStopped(f"stopped by {name}: checkpoint of step {step} saved in {where}; "
+                         f"continue with the same command plus --resume", status)
