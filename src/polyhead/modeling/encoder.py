@@ -375,9 +375,14 @@ def _choose(settings: FolderSettings | None, what: str, given: Any, from_folder:
         return from_folder if settings is not None and from_folder is not None else default
     if settings is not None and from_folder is not None and given != from_folder:
         shown = (lambda v: "+".join(v) if isinstance(v, tuple) else v)
+        if what == "max_length":
+            effect = (f"texts over {given} tokens are cut shorter than the published model cuts them" if given < from_folder
+                      else f"texts over {from_folder} tokens are read further than the model was published to")
+        else:
+            effect = "so embeddings differ from the published model's"
         warnings.warn(
             f"{what}={shown(given)!r} given; {settings.source}'s sentence-transformers config says "
-            f"{shown(from_folder)!r} (the given value is used, so embeddings differ from the published model's)",
+            f"{shown(from_folder)!r} (the given value is used: {effect})",
             stacklevel=user_stacklevel(),
         )
     return given
