@@ -538,3 +538,26 @@ def test_resume_continues_a_benchmark_killed_before_any_run_finished(configs: di
     assert any(m.startswith("[joint-s0] resumed from step 2") for m in said)
     assert doc["resumed"]["continued"] == ["joint-s0"]
     assert [(r["task"], r["value"]) for r in doc["records"]] == [(r["task"], r["value"]) for r in whole["records"]]
+
+
+def test_committed_results_name_no_machine_path():
+    """Results files are read on other machines: paths in them are relative to the repository
+    (or $TMPDIR), never this checkout's or a temporary folder's absolute path."""
+    import re
+
+    results = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    absolute = re.compile(r"(?<![\w$.])/(?:work|tmp|home|root|Users|mnt|var/folders)/")
+    offenders = [f"{p.name}:{n}" for p in sorted(results.glob("*")) if p.suffix in (".json", ".md", ".csv")
+                 for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if absolute.search(line)]
+    assert not offenders, f"absolute machine paths in {len(offenders)} line(s), e.g. {offenders[:5]}"
+
+
+def test_results_writer_takes_machine_paths_out(tmp_path, monkeypatch):
+    import tempfile
+
+    from polyhead.bench.results import portable
+
+    monkeypatch.chdir(tmp_path)
+    doc = {"command": f"python run.py --work {tmp_path}/runs/x --out {tempfile.gettempdir()}/scratch/y",
+           "runs": [str(tmp_path / "runs" / "a")], "n": 3}
+    assert portable(doc) == {"command": "python run.py --work runs/x --out $TMPDIR/scratch/y", "runs": ["runs/a"], "n": 3}

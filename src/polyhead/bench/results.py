@@ -263,8 +263,28 @@ def _difference_table(recs: list[dict], scenarios: Sequence[str]) -> list[str]:
     return out
 
 
+def portable(value: Any, root: Path | None = None) -> Any:
+    """`value` (a results document, or any part of it) with this machine's paths taken out: paths
+    inside the checkout become relative to it, the temporary folder becomes $TMPDIR, so a committed
+    results file reads the same on every machine and names none of them."""
+    import tempfile
+
+    root = (root or Path.cwd()).resolve()
+    swaps = [(f"{root}/", ""), (f"{Path(tempfile.gettempdir()).resolve()}/", "$TMPDIR/")]
+    if isinstance(value, str):
+        for old, new in swaps:
+            value = value.replace(old, new)
+        return value
+    if isinstance(value, dict):
+        return {portable(k, root): portable(v, root) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(v, root) for v in value]
+    return value
+
+
 def _write(doc: dict[str, Any], paths: Sequence[Path], render: Callable[[dict], str]) -> None:
-    """JSON to each path, and the Markdown next to each (same stem, .md)."""
+    """JSON to each path, and the Markdown next to each (same stem, .md), machine paths taken out."""
+    doc = portable(doc)
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
