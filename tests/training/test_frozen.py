@@ -258,3 +258,20 @@ def test_fit_frozen_heads_touches_only_the_named_heads(tmp_path):
     after = model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("heads.ner.") for k in changed)
+
+
+def test_a_full_disk_under_the_feature_cache_is_one_warning_and_the_fit_goes_on(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from polyhead.training import features
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(features, "write_bytes_atomic", disk_full)
+    cache, sources, specs = _cache_and_sources(tmp_path)
+    with pytest.warns(UserWarning, match=r"could not write the feature cache in .*: No space left on device; going on without it"):
+        got = cache.get(sources[0], "train", specs)
+    assert got.pooled is not None and got.pooled.shape[0] == len(sources[0].splits["train"])
+    assert cache.folder is None and not list((tmp_path / "cache").glob("*.json"))  # nothing a later run would read

@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import PolyheadError
-from ..io import check_replaceable_dir, replace_dir, write_json_atomic
+from ..io import check_replaceable_dir, replace_dir, write_error_reason, write_failure, write_json_atomic
 from ..kinds import kind_of
 from ..modeling.encoder import Encoder
 from ..modeling.model import CONFIG_FILE, MultiTaskModel
@@ -115,10 +115,18 @@ def export_onnx(
         }
         write_json_atomic(tmp / MANIFEST, manifest)
         replace_dir(tmp, out_dir)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if write_error_reason(exc):
+            raise export_write_failure(exc, out_dir) from exc
         raise
     return out_dir
+
+
+def export_write_failure(exc: BaseException, out_dir: Path) -> PolyheadError:
+    """A one-line error for an export that could not be written (disk full, read-only, ...)."""
+    kept = f"{out_dir} is as it was" if out_dir.exists() else f"nothing was left at {out_dir}"
+    return write_failure(exc, f"the export {out_dir}", f"{kept}, and the model folder is untouched", "free space and export again")
 
 
 class _ExportWrapper:

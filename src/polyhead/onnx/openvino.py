@@ -257,8 +257,13 @@ def export_openvino(
         from ..io import replace_dir
 
         replace_dir(tmp, out_dir)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        from ..io import write_error_reason
+        from .export import export_write_failure
+
+        if write_error_reason(exc):
+            raise export_write_failure(exc, out_dir) from exc
         raise
     return out_dir
 

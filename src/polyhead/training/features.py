@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -24,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..io import write_bytes_atomic, write_json_atomic
+from ..io import write_bytes_atomic, write_error_reason, write_json_atomic
 from ..modeling.encoder import Encoder, autocast_context
 from ..kinds import kind_of
 from ..modeling.tasks import TaskSpec
@@ -124,8 +125,17 @@ class FeatureCache:
             self.encode_seconds += time.perf_counter() - started
             self.builds += 1
             if self.folder is not None:
-                self._write(key, inputs, feats)
-                feats = self._read(key, inputs)  # what later runs will read: the same numbers every run
+                try:
+                    self._write(key, inputs, feats)
+                except OSError as exc:  # the cache is an optimisation: a full disk must not stop the run
+                    if write_error_reason(exc) is None:
+                        raise
+                    warnings.warn(f"could not write the feature cache in {self.folder}: {write_error_reason(exc)}; "
+                                  f"going on without it (features stay in memory; free space to cache them for later runs)",
+                                  stacklevel=2)
+                    self.folder = None
+                else:
+                    feats = self._read(key, inputs)  # what later runs will read: the same numbers every run
         else:
             self.hits += 1
         self.memory[key] = feats  # type: ignore[assignment]
