@@ -191,3 +191,12 @@ def test_similarity_scores_must_be_finite(tmp_path, score):
     p.write_text(f'{{"sentence1": "a", "sentence2": "b", "score": {score}}}\n', encoding="utf-8")
     with pytest.raises(DataError, match=r"s.jsonl:1: score .* is not a finite number"):
         _build_one(p, "similarity")
+
+
+def test_a_header_with_a_line_break_names_the_columns_on_one_line(tmp_path):
+    """A quoted CSV header cell may hold a line break; the missing-column message shows it escaped."""
+    p = tmp_path / "d.csv"
+    p.write_text('"bo\ndy",label\nhello,a\n', encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        build_sources(_cfg([{"name": "t", "kind": "classification", "train": str(p)}]))
+    assert "\n" not in str(err.value) and "missing column 'text' (has: 'bo\\ndy', 'label')" in str(err.value)

@@ -229,7 +229,8 @@ def _read_split(src: Source, path: Path, kinds: dict[str, type[Kind]]) -> tuple[
 
 def _column(rec: dict[str, Any], col: str, where: str) -> Any:
     if col not in rec:
-        raise DataError(f"{where}: missing column {col!r} (has: {', '.join(map(str, rec))})")
+        # repr: a header may hold a line break or other control characters; the message stays one line
+        raise DataError(f"{where}: missing column {col!r} (has: {', '.join(repr(str(c)) for c in rec)})")
     return rec[col]
 
 
