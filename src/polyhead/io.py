@@ -80,8 +80,6 @@ def write_failure(exc: BaseException, what: str, kept: str, todo: str) -> Polyhe
     """A one-line error for a failed write: what could not be written and why, what was kept,
     and what to do (the caller raises it `from exc`)."""
     reason = write_error_reason(exc) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    while isinstance(exc, PolyheadError) and exc.__cause__ is not None:
-        exc = exc.__cause__
     return PolyheadError(f"could not write {what}: {reason}; {kept}; {todo}")
 
 

@@ -172,6 +172,23 @@ def load_backbone(
     return backbone, tokenizer
 
 
+def load_checked_state(module: nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike,
+                       owner: str, needs: str, fix: str = "") -> None:
+    """Load `state` into `module` after checking its tensor names and shapes: a missing, unexpected
+    or mis-shaped tensor is a one-line PolyheadError naming `path` (`owner`: what the names must
+    match, e.g. "the head"; `needs`: what fixes the shapes, e.g. "the task spec"; `fix`: what to do)."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    tail = f"; {fix}" if fix else ""
+    if missing or unexpected:
+        raise PolyheadError(f"{path}: tensors do not match {owner} (missing {missing or 'none'}, unexpected {unexpected or 'none'}){tail}")
+    for key, value in state.items():
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise PolyheadError(f"{path}: {key} has shape {tuple(value.shape)}, {needs} needs {tuple(expected[key].shape)}{tail}")
+    module.load_state_dict(state)
+
+
 def check_tokenizer_files(tokenizer: Any, folder: Path, fix: str = FIX_FOLDER) -> None:
     """Refuse a folder without its tokenizer's vocabulary file.
 

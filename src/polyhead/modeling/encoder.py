@@ -115,13 +115,12 @@ class Encoder(nn.Module):
         self.name_or_path = DEFAULT_MODEL if is_default_name(model_name_or_path) else str(model_name_or_path)
         self.backbone = backbone
         self.tokenizer = tokenizer
-        self.settings_source = "sentence-transformers config" if settings is not None else "polyhead defaults"
         folder = settings or FolderSettings(source="")
         chosen = _choose(settings, "pooling", pooling_modes(pooling) if pooling is not None else None, folder.pooling, ("mean",))
         self.pooling = Pooling(chosen, include_prompt=folder.include_prompt)
         self.normalize = bool(_choose(settings, "normalize", normalize, folder.normalize, True))
         # What sentence-transformers runs after pooling (Dense, LayerNorm, a Normalize that is not last).
-        self.projection = nn.ModuleList(folder.modules if settings is not None else [])
+        self.projection = nn.ModuleList(folder.modules)
         limit = position_limit(backbone, tokenizer)
         length = _choose(settings, "max_length", max_length, folder.max_length, min(256, limit) if limit else 256)
         if limit and length > limit:

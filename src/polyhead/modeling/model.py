@@ -18,7 +18,7 @@ from .. import __version__
 from ..console import progress
 from ..errors import PolyheadError
 from ..io import read_json, replace_dir, write_bytes_atomic, write_error_reason, write_failure, write_json_atomic
-from .backbone import FIX_FOLDER, check_safetensors_file, hub_snapshot
+from .backbone import FIX_FOLDER, check_safetensors_file, hub_snapshot, load_checked_state
 from .backend import describe_encoder, paired_similarity, predict_pairs, prediction
 from .card import write_card
 from .encoder import Encoder, autocast_context
@@ -228,7 +228,7 @@ class MultiTaskModel(nn.Module):
                 state = load_file(str(path))
             except (SafetensorError, OSError) as exc:  # the header was fine but the data is not
                 raise PolyheadError(f"{path} is not a readable safetensors file ({exc}); {FIX_FOLDER}") from exc
-            _load_head_state(model.heads[spec.name], state, path)
+            load_checked_state(model.heads[spec.name], state, path, "the head", "the task spec", FIX_FOLDER)
         model.to(encoder.device_)
         model.eval()
         return model
@@ -431,24 +431,6 @@ def add_heads_to_folder(folder: str | os.PathLike, model: MultiTaskModel, names:
         raise
     write_card(folder)
     return written
-
-
-def _load_head_state(head: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
-    """Load a head's tensors after checking names and shapes against its task spec."""
-    expected = head.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise PolyheadError(
-            f"{path}: tensors do not match the head (missing {missing}, unexpected {unexpected}); {FIX_FOLDER}"
-        )
-    for key, value in state.items():
-        if tuple(value.shape) != tuple(expected[key].shape):
-            raise PolyheadError(
-                f"{path}: {key} has shape {tuple(value.shape)}, the task spec needs {tuple(expected[key].shape)}; "
-                f"{FIX_FOLDER}"
-            )
-    head.load_state_dict(state)
 
 
 def _install(tmp: Path, folder: Path) -> None:

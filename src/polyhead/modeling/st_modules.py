@@ -261,7 +261,7 @@ def read_settings(locate: Locate, source: str, hidden_size: int) -> FolderSettin
         if name == "Pooling":
             if index != 1:
                 raise PolyheadError(f"{where}: a second Pooling module ({rel}) is not supported")
-            settings.pooling, settings.include_prompt = pooling_config(cfg, label)
+            settings.pooling, settings.include_prompt = pooling_config(cfg)
             dim = hidden_size * len(settings.pooling)
             continue
         if settings.normalize:  # a Normalize followed by more modules runs in place
@@ -293,7 +293,7 @@ def read_settings(locate: Locate, source: str, hidden_size: int) -> FolderSettin
     return settings
 
 
-def pooling_config(cfg: dict[str, Any], label: str) -> tuple[tuple[str, ...], bool]:
+def pooling_config(cfg: dict[str, Any]) -> tuple[tuple[str, ...], bool]:
     """The modes and include_prompt of a Pooling config (current or legacy keys)."""
     if "pooling_mode" in cfg:
         modes = pooling_modes(cfg["pooling_mode"])
@@ -320,7 +320,7 @@ def load_module_weights(module: nn.Module, locate: Locate, rel: str, label: str)
     """Load a module's model.safetensors (pickled weights are refused), every tensor checked."""
     from safetensors.torch import load_file
 
-    from .backbone import check_safetensors_file
+    from .backbone import check_safetensors_file, load_checked_state
 
     path = locate(f"{rel}/model.safetensors") if rel else None
     if path is None:
@@ -328,15 +328,7 @@ def load_module_weights(module: nn.Module, locate: Locate, rel: str, label: str)
         why = "only pickled pytorch_model.bin weights, which polyhead refuses" if pickled else "no model.safetensors"
         raise PolyheadError(f"{label}: has {why}")
     check_safetensors_file(path)
-    state = load_file(str(path))
-    want = module.state_dict()
-    missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
-    if missing or extra:
-        raise PolyheadError(f"{path}: tensors do not match the module's config (missing {missing or 'none'}, unexpected {extra or 'none'})")
-    for key, tensor in state.items():
-        if tuple(tensor.shape) != tuple(want[key].shape):
-            raise PolyheadError(f"{path}: tensor {key} has shape {tuple(tensor.shape)}, the config needs {tuple(want[key].shape)}")
-    module.load_state_dict(state)
+    load_checked_state(module, load_file(str(path)), path, "the module's config", "the config")
 
 
 def write_settings(folder: Path, *, hidden_size: int, pooling: Pooling, modules: Sequence[nn.Module], normalize: bool,
