@@ -40,6 +40,12 @@ ARMS: dict[str, list[str]] = {
     "anchor-1-refit": ["training.anchor_weight=1.0", "training.weighting=equal", "training.refit_heads=true"],
     "recipe": ["training.anchor_weight=1.0", "training.weighting=loss_scale", "training.refit_heads=true"],
 }
+# The anchor on similarities only (training.anchor_target: similarities): the embedding space may
+# turn and move as long as the cosines between texts stay; its distance is smaller than the vectors'
+# (a squared cosine difference), so its weights are larger.
+for _w in (10, 30, 100):
+    ARMS[f"sim-{_w}-refit"] = [f"training.anchor_weight={_w}", "training.anchor_target=similarities",
+                               "training.weighting=equal", "training.refit_heads=true"]
 # The benchmark set: the three per-text tasks (no similarity task, which would train the embedding
 # directly), on a seeded subset so that three seeds of every arm fit in a CPU session.
 BENCHMARK_SUBSET = dict(train_fraction=0.15, dev_cap=500, test_cap=1000, epochs=2)

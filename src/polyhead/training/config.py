@@ -41,6 +41,7 @@ HEAD_LR_RATIO = 30  # training.head_lr, when not given, is this many times train
 # embedding at or above the starting encoder's STS-B on both measured task sets, heads within
 # noise (benchmarks/results/retention-*.json; docs/training.md, "Keeping the sentence embedding").
 DEFAULT_ANCHOR_WEIGHT = 1.0
+ANCHOR_TARGETS = ("vectors", "similarities")
 GRADUAL_UNITS = ("epoch", "step")
 # The deprecated training.mixed_precision (Accelerate's names) -> precision (inference's names).
 MIXED_PRECISION_ALIASES = {"no": "fp32", "bf16": "bf16", "fp16": "fp16"}
@@ -221,6 +222,10 @@ class TrainingConfig:
     # Hold the sentence embedding near the starting encoder's (docs/training.md, "Keeping the sentence
     # embedding"). None: DEFAULT_ANCHOR_WEIGHT whenever the encoder trains, 0 when it is frozen; 0 = off.
     anchor_weight: float | None = opt(None, ge=0.0)
+    # What the anchor holds: vectors (each text's embedding stays near where it started) or
+    # similarities (only the cosines between a batch's texts do: the space may rotate and move as
+    # long as its neighbourhoods stay).
+    anchor_target: str = opt("vectors", choices=ANCHOR_TARGETS)
     # Frozen encoder (freeze.encoder): each split is encoded once and the heads fit on the cached
     # features (docs/training.md, "Frozen encoder").
     head_solver: str = opt("auto", choices=HEAD_SOLVERS)

@@ -78,6 +78,16 @@ def mean_sq_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x.float() - y.float()).pow(2).sum(-1).mean()
 
 
+def similarity_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between the pairwise cosines of x's rows and those of y's (unit rows),
+    over distinct pairs: 0 whenever x is y turned by any rotation."""
+    n = len(x)
+    if n < 2:
+        return x.sum() * 0.0
+    off = ~torch.eye(n, dtype=torch.bool, device=x.device)
+    return (x @ x.T - y @ y.T)[off].pow(2).mean()
+
+
 # -- checks -------------------------------------------------------------------------------------
 # A teacher folder that `polyhead benchmark` fills in: its single-task model of the task, same seed.
 SINGLE_TEACHER = "{single}"
@@ -173,6 +183,7 @@ class Distiller:
     anneal: bool = True
     weight: float = 1.0  # training.distill_weight
     anchor_weight: float = 0.0
+    anchor_target: str = "vectors"  # training.anchor_target
     step: int = 0
     logits: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict)  # (source, task): [N, C]
     tokens: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # flat [P, C], offsets [N + 1]
@@ -257,8 +268,12 @@ class Distiller:
             return None
         index = batch["index"].cpu()
         sides = self.anchors[batch["source"]]
-        distance = sum(mean_sq_distance(nn.functional.normalize(p.float(), dim=-1), t[index].to(p.device))
-                       for p, t in zip(pooled, sides)) / len(sides)
+        now = [nn.functional.normalize(p.float(), dim=-1) for p in pooled]
+        then = [t[index].to(p.device) for p, t in zip(pooled, sides)]
+        if self.anchor_target == "similarities":
+            distance = similarity_distance(torch.cat(now), torch.cat(then))
+        else:
+            distance = sum(mean_sq_distance(s, t) for s, t in zip(now, then)) / len(sides)
         self.last_anchor = distance.detach()
         return self.anchor_weight * distance
 
@@ -279,7 +294,7 @@ def build_distiller(cfg: RunConfig, sources: list[Source], specs: dict[str, Task
     precision = resolve_precision(tr.precision, device)
     tokenizer, max_length = model.encoder.tokenizer, model.encoder.max_length
     distiller = Distiller(total_steps, tr.distill_lambda, tr.distill_anneal, tr.distill_weight, cfg.anchor_weight,
-                          other_weight=tr.distill_other_texts)
+                          anchor_target=tr.anchor_target, other_weight=tr.distill_other_texts)
     folders: dict[Path, list[str]] = {}
     for task, folder in tr.distill_teachers.items():
         folders.setdefault(cfg.resolve(folder), []).append(task)  # type: ignore[arg-type]
@@ -315,7 +330,7 @@ def build_distiller(cfg: RunConfig, sources: list[Source], specs: dict[str, Task
         schedule += f"; on the other tasks' texts too, weight {tr.distill_other_texts:g}"
     parts = [f"teachers for {', '.join(tr.distill_teachers)} ({schedule})"] if tr.distill_teachers else []
     if cfg.anchor_weight:
-        parts.append(f"anchor weight {cfg.anchor_weight:g}")
+        parts.append(f"anchor weight {cfg.anchor_weight:g}" + (" on similarities" if tr.anchor_target == "similarities" else ""))
     say(f"distillation: {'; '.join(parts)}; targets for {texts:,} texts cached in {time.time() - started:.1f}s")
     return distiller
 
