@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import operator
 import os
@@ -74,9 +75,26 @@ def opt(
     return field(default=default, metadata=meta)
 
 
+class Checked:
+    """A config section that checks its own fields when it is made: `TrainingConfig(epochs=-1)` in
+    Python fails as the same value in a YAML file does ("training.epochs: expected a positive
+    integer, got -1"). `SECTION` is the key path its messages start with."""
+
+    SECTION: typing.ClassVar[str] = ""
+
+    def section_path(self) -> str:
+        """The key path of this section in messages."""
+        return self.SECTION
+
+    def __post_init__(self) -> None:
+        check_fields(self, self.section_path())
+
+
 @dataclass
-class EncoderConfig:
+class EncoderConfig(Checked):
     """The shared encoder and the choices outside the backbone."""
+
+    SECTION: typing.ClassVar[str] = "encoder"
 
     model: str | None = None  # None / "default": the bundled all-MiniLM-L6-v2
     # None: the model's sentence-transformers config (its Pooling, Normalize, max_seq_length), and
@@ -118,8 +136,11 @@ def _own_fields_first(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
-class TaskConfig(DataOptions):
+class TaskConfig(DataOptions, Checked):
     """One task (head) and, optionally, its own data files (shorthand for a one-task dataset)."""
+
+    def section_path(self) -> str:
+        return f"tasks[{_name(self.name)}]"
 
     name: str
     kind: str = opt(choices=tuple(KINDS) + tuple(KIND_ALIASES))
@@ -139,18 +160,23 @@ class TaskConfig(DataOptions):
 
 
 @dataclass
-class DatasetConfig(DataOptions):
+class DatasetConfig(DataOptions, Checked):
     """A data source that may label several tasks; examples missing a label skip that task."""
 
+    def section_path(self) -> str:
+        return f"datasets[{_name(self.name)}]"
+
     name: str
-    train: str
+    train: str | None = None  # required unless the data is given in Python (polyhead.train(data=...))
     # task name -> column (classification label, token tag list) holding that task's label
     labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
-class FreezeConfig:
+class FreezeConfig(Checked):
     """What does not learn: the whole network, the backbone, embeddings, lowest layers, heads."""
+
+    SECTION: typing.ClassVar[str] = "freeze"
 
     all: bool = False
     encoder: bool = False
@@ -163,8 +189,10 @@ class FreezeConfig:
 
 
 @dataclass
-class TrainingConfig:
+class TrainingConfig(Checked):
     """The loop: optimiser, schedule, sampling, weighting, evaluation, checkpoints."""
+
+    SECTION: typing.ClassVar[str] = "training"
 
     epochs: int = opt(3, ge=1)
     max_steps: int | None = opt(None, ge=1)
@@ -209,6 +237,10 @@ class TrainingConfig:
     checkpoint_every_minutes: float | None = opt(None, gt=0)
     keep_checkpoints: bool = False  # keep checkpoints after a successful run
     log_every: int = opt(10, ge=1)
+    # Experiment trackers, through Accelerate (training/trackers.py): tensorboard, mlflow, wandb, ...
+    log_with: list[str] = field(default_factory=list)
+    run_name: str | None = None  # what trackers call the run; default: the output folder's name
+    tracker_options: dict[str, Any] = field(default_factory=dict)  # tracker -> its init keyword arguments
     init_from: str | None = None  # a saved polyhead model to start from (encoder + matching heads)
     # Distillation (docs/training.md, "Distillation"): task -> a saved model trained on that task
     # alone, whose logits (classification, token) or embeddings (similarity) become soft targets.
@@ -256,7 +288,14 @@ class TrainingConfig:
 
 @dataclass
 class RunConfig:
-    """A whole training run."""
+    """A whole training run.
+
+    Sections may be given as config objects or as mappings (`RunConfig(training={"epochs": 2},
+    tasks=[{"name": "topic", "kind": "classification"}])`), each checked as a YAML file's would be;
+    rules across sections (who labels which task, ...) are checked by `validate()`, which
+    `polyhead.train` calls. `data` is training data given in Python (never saved with the config):
+    a task or dataset name -> {split: file path, list of dicts, DataFrame or datasets.Dataset}.
+    """
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     tasks: list[TaskConfig] = field(default_factory=list)
@@ -264,6 +303,29 @@ class RunConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     freeze: FreezeConfig = field(default_factory=FreezeConfig)
     base_dir: str = "."  # relative data paths are resolved against the config file's folder
+    data: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name, cls in (("encoder", EncoderConfig), ("training", TrainingConfig), ("freeze", FreezeConfig)):
+            value = getattr(self, name)
+            if not isinstance(value, cls):
+                setattr(self, name, _build(cls, value, name))
+        for name, cls in (("tasks", TaskConfig), ("datasets", DatasetConfig)):
+            items = getattr(self, name)
+            if not isinstance(items, (list, tuple)):
+                raise PolyheadError(f"config: {name!r} must be a list, got {_show(items)}")
+            setattr(self, name, [v if isinstance(v, cls) else _build(cls, v, f"{name}[{i}]") for i, v in enumerate(items)])
+        if not isinstance(self.data, dict):
+            raise PolyheadError(f"data: expected a mapping of task or dataset names to their splits, got {_show(self.data)}")
+
+    def validate(self) -> None:
+        """Check every field again (a section may have been changed after it was made) and the rules
+        across sections; the first problem is a PolyheadError with its key path."""
+        for section in (self.encoder, self.training, self.freeze, *self.tasks, *self.datasets):
+            check_fields(section, section.section_path())
+        if not self.tasks:
+            raise PolyheadError("config: 'tasks' must be a non-empty list")
+        _validate(self)
 
     def resolve(self, path: str | None) -> Path | None:
         """A data path as given, or relative to the config's folder when that is where it exists.
@@ -300,9 +362,11 @@ class RunConfig:
         return with_task_weights(self.training.weighting, self.training.weighting_options, {t.name: t.weight for t in self.tasks})
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data, for saving next to the model."""
-        d = dataclasses.asdict(self)
+        """Plain data, for saving next to the model (without `data`: what was given in Python is not
+        config)."""
+        d = dataclasses.asdict(dataclasses.replace(self, data={}))
         d.pop("base_dir")
+        d.pop("data")
         d["tasks"] = [_own_fields_first(t) for t in d["tasks"]]
         d["datasets"] = [_own_fields_first(t) for t in d["datasets"]]
         return d
@@ -448,6 +512,18 @@ def _check(value: Any, tp: Any, where: str, meta: dict[str, Any]) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def check_fields(section: Any, where: str) -> None:
+    """Check (and convert, e.g. 1 -> 1.0 for a number) every field of a config section in place."""
+    hints = _hints(type(section))
+    for f in dataclasses.fields(section):
+        setattr(section, f.name, _check(getattr(section, f.name), hints[f.name], f"{where}.{f.name}", dict(f.metadata)))
+
+
 def _build(cls: type, data: Any, where: str) -> Any:
     """An instance of a config dataclass from a mapping, every value checked against its field."""
     if data is None:  # `training:` with nothing under it; a list entry still needs its required keys
@@ -459,7 +535,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
     unknown = sorted(_name(k) for k in data if k not in fields and k not in aliases)
     if unknown:
         raise PolyheadError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     values: dict[str, Any] = {}
     for old, (new, convert) in aliases.items():
         if old in data:
@@ -474,8 +550,9 @@ def _build(cls: type, data: Any, where: str) -> Any:
     return cls(**values)
 
 
-def config_from_dict(data: dict[str, Any], base_dir: str | Path = ".") -> RunConfig:
-    """Validate a config mapping and build a RunConfig."""
+def config_from_dict(data: dict[str, Any], base_dir: str | Path = ".", in_memory: dict[str, Any] | None = None) -> RunConfig:
+    """Validate a config mapping and build a RunConfig (`in_memory`: RunConfig.data, training data
+    given in Python, which may stand in for the files the mapping leaves out)."""
     if not isinstance(data, dict):
         raise PolyheadError("the config must be a mapping at the top level")
     allowed = {"encoder", "tasks", "datasets", "training", "freeze"}
@@ -495,6 +572,7 @@ def config_from_dict(data: dict[str, Any], base_dir: str | Path = ".") -> RunCon
         training=_build(TrainingConfig, data.get("training"), "training"),
         freeze=_build(FreezeConfig, data.get("freeze"), "freeze"),
         base_dir=str(base_dir),
+        data=dict(in_memory or {}),
     )
     _validate(cfg)
     return cfg
@@ -511,15 +589,28 @@ def _validate(cfg: RunConfig) -> None:
     names = [t.name for t in cfg.tasks]
     if len(set(names)) != len(names):
         raise PolyheadError(f"config: duplicate task names in {names}")
-    labelled: set[str] = set()
+    labelled: dict[str, str] = {}
     for ds in cfg.datasets:
         for task in ds.labels:
             if task not in names:
                 raise PolyheadError(f"dataset {ds.name!r} labels unknown task {task!r}; tasks are {', '.join(names)}")
-            labelled.add(task)
+            labelled[task] = ds.name
+    given = cfg.data
+    sources = [d.name for d in cfg.datasets] + [t for t in names if t not in labelled]
+    for key in given:
+        if key in labelled and key not in sources:
+            raise PolyheadError(f"data: task {key!r} is labelled by dataset {labelled[key]!r}; give its data under {labelled[key]!r}")
+        if key not in sources:
+            raise PolyheadError(f"data: {_name(key)} is neither a task nor a dataset of the config; "
+                                f"names that take data: {', '.join(sources)}")
+    for ds in cfg.datasets:
+        if ds.train is None and ds.name not in given:
+            raise PolyheadError(f"dataset {ds.name!r} has no 'train:' file; give one, or its data in Python "
+                                f"(polyhead.train(..., data={{{ds.name!r}: {{'train': ...}}}}))")
     for t in cfg.tasks:
-        if t.train is None and t.name not in labelled:
-            raise PolyheadError(f"task {t.name!r} has no training data: give it 'train:' or list it in a dataset's labels")
+        if t.train is None and t.name not in labelled and t.name not in given:
+            raise PolyheadError(f"task {t.name!r} has no training data: give it 'train:', list it in a dataset's labels, "
+                                "or pass its data to polyhead.train(..., data=...)")
         if t.train is not None and t.name in labelled:
             raise PolyheadError(f"task {t.name!r} has its own 'train:' and is also labelled by a dataset; pick one")
     for h in cfg.freeze.heads:
@@ -552,8 +643,9 @@ def _parse_yaml(text: str, where: str) -> Any:
         raise PolyheadError(f"{where}: invalid YAML: nested too deeply") from None
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML config file, apply KEY=VALUE overrides (e.g. training.epochs=1), validate."""
+def load_config(path: str | Path, overrides: list[str] | None = None, in_memory: dict[str, Any] | None = None) -> RunConfig:
+    """Read a YAML config file, apply KEY=VALUE overrides (e.g. training.epochs=1), validate
+    (`in_memory`: training data given in Python, as config_from_dict takes it)."""
     path = Path(path)
     if not path.is_file():
         raise PolyheadError(f"config file {path} does not exist")
@@ -563,7 +655,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     if not isinstance(data, dict):
         raise PolyheadError(f"{path}: the config must be a mapping at the top level, got {_show(data)}")
     data = apply_overrides(data, overrides or [])
-    return config_from_dict(data, base_dir=path.parent)
+    return config_from_dict(data, base_dir=path.parent, in_memory=in_memory)
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
