@@ -17,9 +17,17 @@ _LAZY = {
     "MultiTaskModel": "modeling.model",
     "load": "modeling.model",
     "TaskSpec": "modeling.tasks",
+    "train": "training.api",
+    "tune": "training.tune",
+    "fit_heads": "training.frozen",
+    "load_config": "training.config",
+    "RunConfig": "training.config",
+    "Callback": "training.callbacks",
+    "Progress": "training.callbacks",
 }
 
-__all__ = ["DEFAULT_MODEL", "Encoder", "MultiTaskModel", "PolyheadError", "TaskSpec", "load", "__version__"]
+__all__ = ["DEFAULT_MODEL", "Callback", "Encoder", "MultiTaskModel", "PolyheadError", "Progress", "RunConfig", "TaskSpec",
+           "fit_heads", "load", "load_config", "train", "tune", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,7 @@ def __getattr__(name: str) -> Any:
 
         return fit_heads
     if name == "train":
-        from .loop import train
+        from .api import train
 
         return train
     if name == "load_config":

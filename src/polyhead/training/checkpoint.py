@@ -53,6 +53,9 @@ SAFE_TO_CHANGE: dict[str, str] = {
     "training.checkpoint_every_minutes": "how often checkpoints are written",
     "training.keep_checkpoints": "whether checkpoints are kept after the run",
     "training.early_stopping_patience": "how many evaluations without improvement stop the run",
+    "training.log_with": "which experiment trackers the run logs to",
+    "training.run_name": "what experiment trackers call the run",
+    "training.tracker_options": "experiment trackers' own settings",
 }
 
 FRESH_START = "start fresh with --overwrite (or choose another --output)"
@@ -234,6 +237,8 @@ def check_same_run(folder: Path, config: dict[str, Any], run_info: dict[str, Any
     if (folder / "run.json").is_file():
         with _reading(folder / "run.json"):
             saved_info = read_json(folder / "run.json")
+    if "train_data" not in saved_info:  # a checkpoint from before content fingerprints: sizes only
+        run_info = {k: v for k, v in run_info.items() if k != "train_data"}
     diffs += config_differences(saved_info, run_info, prefix="run") if saved_info else []
     if diffs:
         raise PolyheadError(

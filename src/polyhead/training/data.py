@@ -12,6 +12,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from . import memory
 from .config import DatasetConfig, RunConfig, TaskConfig, data_options
 from ..errors import DataError
 from ..kinds import Kind, TaskSpec, kind_of
@@ -56,6 +57,13 @@ class Source:
     paths: dict[str, Path] = field(default_factory=dict)
     splits: dict[str, list[Example]] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
+    in_memory: set[str] = field(default_factory=set)  # splits given in Python (training/memory.py)
+
+    def where(self, split: str, line: int) -> str:
+        """How a message names one example: file:line, or data['name'].split[row] for Python data."""
+        if split in self.in_memory:
+            return f"{memory.where_of(self.name, split)}[{line}]"
+        return f"{self.paths[split]}:{line}"
 
 
 # -- reading files ----------------------------------------------------------------------------
@@ -177,8 +185,10 @@ def _shorthand_dataset(task: TaskConfig, default_batch: int) -> DatasetConfig:
 def build_sources(cfg: RunConfig, splits: Sequence[str] = SPLITS) -> tuple[list[Source], dict[str, TaskSpec]]:
     """Read every dataset of a config, derive the label sets, and validate all labels early."""
     kinds = {t.name: kind_of(t.kind) for t in cfg.tasks}
+    labelled = {task for ds in cfg.datasets for task in ds.labels}
     dataset_cfgs = list(cfg.datasets) + [
-        _shorthand_dataset(t, cfg.training.batch_size) for t in cfg.tasks if t.train is not None
+        _shorthand_dataset(t, cfg.training.batch_size) for t in cfg.tasks
+        if t.train is not None or (t.name in cfg.data and t.name not in labelled)
     ]
     sources = []
     for ds in dataset_cfgs:
@@ -194,12 +204,19 @@ def build_sources(cfg: RunConfig, splits: Sequence[str] = SPLITS) -> tuple[list[
             batch_size=ds.batch_size or cfg.training.batch_size,
             max_length=ds.max_length,
         )
+        given = memory.splits_of(cfg.data, ds.name)
         for split in splits:
-            path = cfg.resolve(getattr(ds, split))
-            if path is None:
-                continue
-            src.paths[split] = path
-            src.splits[split], src.skipped[split] = _read_split(src, path, kinds)
+            value = given.get(split)
+            if value is not None and not memory.is_path(value):
+                src.paths[split] = Path(memory.where_of(ds.name, split))
+                src.in_memory.add(split)
+                src.splits[split], src.skipped[split] = _read_memory_split(src, split, value, kinds)
+            else:
+                path = cfg.resolve(str(value) if value is not None else getattr(ds, split))
+                if path is None:
+                    continue
+                src.paths[split] = path
+                src.splits[split], src.skipped[split] = _read_split(src, path, kinds)
             if ds.max_examples and split == "train":
                 src.splits[split] = src.splits[split][: ds.max_examples]
         if "train" in splits and not src.splits.get("train"):
@@ -220,6 +237,41 @@ def _read_split(src: Source, path: Path, kinds: dict[str, type[Kind]]) -> tuple[
             ex = _pair_example(rec, src, kinds, fmt, no, where)
         else:
             ex = _text_example(rec, src, kinds, fmt, no, where)
+        if ex is None:
+            skipped += 1
+            continue
+        out.append(ex)
+    return out, skipped
+
+
+def _read_memory_split(src: Source, split: str, value: Any, kinds: dict[str, type[Kind]]) -> tuple[list[Example], int]:
+    """A split given in Python, read as a JSON lines file of the same records would be. A NaN label
+    (pandas' empty cell) means "no label for this task" in a dataset that labels several tasks; in a
+    one-task source it is an error, since the row would teach nothing."""
+    ds = src.cfg
+    where = memory.where_of(src.name, split)
+    task = src.tasks[0]
+    kind = kinds[task]
+    label_column = src.columns[task]
+    sides = (ds.sentence1_column, ds.sentence2_column) if src.pairs else None
+    if isinstance(value, tuple) and len(src.tasks) > 1:
+        raise DataError(f"{where}: a (texts, labels) pair gives one task's labels; {src.name!r} labels "
+                        f"{', '.join(src.tasks)}: give rows (dicts, a DataFrame or a datasets.Dataset) with a column per task")
+    text_column = ds.tokens_column if kind.words else ds.text_column
+    rows = memory.records(value, where, text_column, label_column, kind.words, sides)
+    out: list[Example] = []
+    skipped = 0
+    for no, rec in enumerate(rows):
+        here = f"{where}[{no}]"
+        for t in src.tasks:
+            col = src.columns[t]
+            if len(src.tasks) == 1 and not kinds[t].words and col not in rec:
+                _column(rec, col, here)  # one task, no label: an error, not a skipped row
+            if memory.is_nan(rec.get(col)):
+                if len(src.tasks) == 1:
+                    raise DataError(f"{here}: the label {col!r} of task {t!r} is NaN; drop the row or fill the label")
+                rec[col] = None
+        ex = _pair_example(rec, src, kinds, "jsonl", no, here) if src.pairs else _text_example(rec, src, kinds, "jsonl", no, here)
         if ex is None:
             skipped += 1
             continue
@@ -315,7 +367,7 @@ def _label_sets(cfg: RunConfig, sources: list[Source], kinds: dict[str, type[Kin
                 for ex in examples:
                     if t.name in ex.labels:
                         kind.check_label(SimpleNamespace(name=t.name, labels=labels), ex.labels[t.name],
-                                         f"{s.paths[split]}:{ex.line}", bool(t.labels))
+                                         s.where(split, ex.line), bool(t.labels))
         spec = TaskSpec(
             name=t.name,
             kind=kind.name,

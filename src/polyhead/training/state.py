@@ -21,6 +21,22 @@ class TrainResult:
     seconds: float = 0.0
     trainable_params: int = 0
     retention: dict[str, Any] = field(default_factory=dict)  # how far the embedding moved (training/retention.py)
+    _model: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def model(self) -> Any:
+        """The saved model (output_dir), loaded on first use: heads, label sets, encoder."""
+        if self._model is None:
+            from ..modeling.model import load
+
+            self._model = load(self.output_dir)
+        return self._model
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain data (what `polyhead train --json` would print)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.name.startswith("_")}
+        d["output_dir"] = str(self.output_dir)
+        return d
 
 
 @dataclass
