@@ -7,8 +7,10 @@ from typing import Any
 import torch
 
 
-def make_accelerator(mixed_precision: str, device: str | None) -> Any:
-    """An Accelerator for this run: CPU or GPU, mixed precision, DDP over however many processes."""
+def make_accelerator(mixed_precision: str, device: str | None, log_with: list[str] | None = None,
+                     project_dir: Any = None) -> Any:
+    """An Accelerator for this run: CPU or GPU, mixed precision, DDP over however many processes,
+    and the experiment trackers of training.log_with (training/trackers.py)."""
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
 
@@ -18,6 +20,8 @@ def make_accelerator(mixed_precision: str, device: str | None) -> Any:
         mixed_precision=mixed_precision,
         # Each step runs only its task's heads, so the other heads get no gradient that step.
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        log_with=list(log_with) if log_with else None,
+        project_dir=str(project_dir) if project_dir is not None else None,
     )
 
 

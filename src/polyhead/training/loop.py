@@ -10,9 +10,10 @@ batches.py.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,8 +26,9 @@ from ..kinds import kind_of
 from ..modeling.card import retention_line
 from ..modeling.model import MultiTaskModel, load
 from ..modeling.tasks import TaskSpec
-from . import checkpoint, distill, retention, teachers
+from . import checkpoint, distill, hooks, memory, retention, teachers, trackers
 from .batches import BatchStream
+from .callbacks import Callbacks, Progress
 from .build import build_model, lr_lambda, make_weighting
 from .checkpoint import CHECKPOINT_DIR
 from .config import RunConfig
@@ -109,6 +111,9 @@ class Run:
     started: float = 0.0  # when this process started the run (time.time()); checkpoints and finish add it to state.elapsed
     saved_step: int = -1  # the global step of the last checkpoint this process wrote
     saved_at: float = 0.0  # when (time.monotonic()), for training.checkpoint_every_minutes
+    callbacks: Callbacks = field(default_factory=lambda: Callbacks([]))  # the user's, early stopping, trackers
+    progress: Progress | None = None  # what the hooks see (callbacks.py)
+    trackers: trackers.Trackers | None = None  # training.log_with
 
     @property
     def main(self) -> bool:
@@ -120,10 +125,13 @@ class Run:
         """Whether any source has dev data (else the last model is kept)."""
         return any(s.splits.get("dev") for s in self.sources)
 
-    @property
+    @functools.cached_property
     def run_info(self) -> dict[str, Any]:
         """What besides the config must match on resume: process count, training-set sizes, teachers."""
-        info = {"processes": self.accelerator.num_processes, "train_examples": {s.name: len(s.splits["train"]) for s in self.sources}}
+        info: dict[str, Any] = {"processes": self.accelerator.num_processes,
+                                "train_examples": {s.name: len(s.splits["train"]) for s in self.sources},
+                                # the content, not only the size: a changed file or DataFrame of the same length
+                                "train_data": {s.name: memory.fingerprint(s.splits["train"]) for s in self.sources}}
         if self.distiller is not None and self.distiller.fingerprints:
             info["teachers"] = self.distiller.fingerprints  # a teacher retrained since would change the targets
         return info
@@ -138,11 +146,13 @@ def train(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     overwrite: bool = False,
+    callbacks: list[Any] | None = None,
 ) -> TrainResult:
     """Train every task of a config jointly; save the best model (by dev metric) to output_dir.
 
     output_dir must be missing or empty, or hold an unfinished run and `resume` be set, or
-    `overwrite` be set: a finished model or other files are never replaced silently.
+    `overwrite` be set: a finished model or other files are never replaced silently. The public
+    entry point (a YAML path, a mapping, data in Python, callbacks) is `polyhead.train` (api.py).
     """
     from accelerate.utils import set_seed  # Accelerate loads only when a run starts
 
@@ -157,6 +167,8 @@ def train(
     if not teachers_only:
         checkpoint.check_output_dir(out, resume, overwrite)
     distill.check_config(cfg)  # teachers and anchor need the per-batch loop (not a frozen encoder)
+    trackers.check_installed(tr.log_with)  # a tracker that is not installed: one line, before any work
+    callbacks_given = Callbacks(list(callbacks or []))  # a callback with no hook at all: one line
     if teachers.auto_teachers(cfg):
         cfg = teachers.prepare(cfg, out, resume, overwrite, lambda c, folder, **kw: train(c, folder, device=device, progress=progress, **kw),
                                log or console_say)
@@ -164,7 +176,7 @@ def train(
         resume = resume and not teachers_only
 
     # -- 2. Devices, precision, processes --------------------------------------------------------
-    accelerator = make_accelerator(tr.accelerate_precision(device), device)
+    accelerator = make_accelerator(tr.accelerate_precision(device), device, tr.log_with, out / trackers.LOG_DIR)
     say = (log or console_say) if accelerator.is_main_process else (lambda message: None)
     if overwrite and accelerator.is_main_process:
         checkpoint.remove_checkpoints(out)  # a stale unfinished run must not be resumed later
@@ -192,7 +204,7 @@ def train(
     # -- 5. Epochs of batches, one task's batch at a time; an optimiser step every grad_accum ----
     # SIGTERM / SIGINT: finish the step, checkpoint, stop (signals.py); a second one stops at once.
     run.saved_at = time.monotonic()
-    with GracefulStop(say) as stop:
+    with GracefulStop(say) as stop, hooks.running(run, state, callbacks_given):  # on_train_begin; trackers closed at any exit
         try:
             if run.optimizer is None:
                 say("nothing to train (everything is frozen): evaluating and saving as is")
@@ -217,8 +229,9 @@ def train(
                     if sync:
                         optimizer_step(run, state, epoch, step)
                         log_losses(run, state, epoch, losses)
+                        hooks.after_step(run, state, epoch, losses)
                         if tr.eval_every and state.global_step % tr.eval_every == 0 and run.has_dev:
-                            state.stopped_early = evaluate_and_keep_best(run, state, epoch)
+                            state.stopped_early = evaluate_and_keep_best(run, state, epoch) or state.stopped_early
                         if tr.checkpoint_every and state.global_step % tr.checkpoint_every == 0:
                             save_checkpoint(run, state)
                         elif tr.checkpoint_every_minutes and time.monotonic() - run.saved_at >= 60 * tr.checkpoint_every_minutes:
@@ -233,7 +246,7 @@ def train(
                 bar.close()
                 end_epoch(run, state, epoch)
                 if state.stopped_early:
-                    say(f"early stopping: no improvement in {tr.early_stopping_patience} evaluations")
+                    say(run.progress.stop_reason or "stopped early")
                     break
                 if state.global_step >= run.total_steps:
                     break
@@ -243,8 +256,10 @@ def train(
                 say(f"interrupted: checkpoint at step {state.global_step} saved; continue with --resume")
             raise
 
-    # -- 6. Keep the model, score test, write the training files ---------------------------------
-    return finish(run, state)
+        # -- 6. Keep the model, score test, write the training files -----------------------------
+        result = finish(run, state)
+        run.callbacks.fire("on_train_end", run.progress, result)
+    return result
 
 
 # -- 3. building ----------------------------------------------------------------------------------
@@ -365,7 +380,8 @@ def log_losses(run: Run, state: TrainState, epoch: int, losses: dict[str, torch.
 
 
 def evaluate_and_keep_best(run: Run, state: TrainState, epoch: int) -> bool:
-    """Evaluate on dev; save the model when it is the best so far; True = stop early."""
+    """Evaluate on dev; save the model when it is the best so far; then the on_evaluate hooks
+    (early stopping among them). True = a hook asked to stop."""
     metrics = evaluate(run.model, run.sources, "dev", run.cfg.training.eval_batch_size)
     if not metrics:
         return False
@@ -393,8 +409,7 @@ def evaluate_and_keep_best(run: Run, state: TrainState, epoch: int) -> bool:
     if run.main:
         write_training_files(run.out, state, run.cfg, run.specs)
     run.accelerator.wait_for_everyone()
-    patience = tr.early_stopping_patience
-    return bool(patience and state.bad_evals >= patience)
+    return hooks.after_evaluate(run, state, epoch, metrics, score, better, moved or {})
 
 
 def measure_retention(run: Run, state: TrainState, epoch: int, metrics: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
@@ -418,13 +433,15 @@ def save_checkpoint(run: Run, state: TrainState) -> None:
 
     rng = checkpoint.rng_state()
     rngs = gather_object([rng]) if run.accelerator.num_processes > 1 else [rng]
+    folder = None
     if run.main:
         objective = run.accelerator.unwrap_model(run.objective)
         saved = {**state.to_dict(), "elapsed": state.elapsed + time.time() - run.started}
-        checkpoint.save_checkpoint(run.out / CHECKPOINT_DIR, objective.model, objective.weighting, run.optimizer,
-                                   run.scheduler, saved, run.cfg.to_dict(), run.run_info, rngs)
+        folder: Path | None = checkpoint.save_checkpoint(run.out / CHECKPOINT_DIR, objective.model, objective.weighting, run.optimizer,
+                                            run.scheduler, saved, run.cfg.to_dict(), run.run_info, rngs)
     run.accelerator.wait_for_everyone()
     run.saved_step, run.saved_at = state.global_step, time.monotonic()
+    hooks.after_checkpoint(run, state, folder)
 
 
 def end_epoch(run: Run, state: TrainState, epoch: int) -> None:
