@@ -348,12 +348,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train from a YAML config."""
-    from ..training.config import load_config
-    from ..training.loop import train
+    """Train from a YAML config (polyhead.train)."""
+    from ..training.api import train
 
-    cfg = load_config(args.config, args.set)
-    train(cfg, args.output, resume=args.resume, overwrite=args.overwrite, device=args.device, progress=not args.no_progress)
+    train(args.config, args.output, overrides=args.set, resume=args.resume, overwrite=args.overwrite, device=args.device,
+          progress=not args.no_progress)
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Search hyperparameters over training runs of a YAML config (polyhead.tune)."""
+    from ..training.tune import tune
+
+    tune(args.config, args.output, args.space, args.trials, overrides=args.set, storage=args.storage,
+         study_name=args.study_name, seed=args.seed, device=args.device)
     return 0
 
 

@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(sub)
     _add_export(sub)
     _add_train(sub)
+    _add_tune(sub)
     _add_add_head(sub)
     _add_evaluate(sub)
     _add_benchmark(sub)
@@ -325,6 +326,30 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu to force the CPU (default: what Accelerate picks)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=commands.cmd_train)
+
+
+def _add_tune(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tune",
+        help="search hyperparameters with Optuna: many training runs of one config",
+        description="Train CONFIG --trials times, each with the keys of the search space set by Optuna, into "
+        "OUTPUT/trials/trial-NNNN; each trial's value is its dev selection score, and trials doing worse than the "
+        "median at the same step are pruned. Writes OUTPUT/trials.csv and OUTPUT/best.yaml (the best trial's "
+        "config). Processes or machines sharing --storage and --study-name share one search. Needs polyhead[tune].",
+    )
+    p.add_argument("config", metavar="CONFIG", help="a YAML training config with dev data")
+    p.add_argument("-o", "--output", required=True, help="the folder for the trials, trials.csv and best.yaml")
+    p.add_argument("--trials", type=int, default=10, help="trials in the search, over every process sharing it (default 10)")
+    p.add_argument("--space", action="append", default=[], metavar="KEY=SPEC",
+                   help="a key to search: float:LOW:HIGH, log:LOW:HIGH, int:LOW:HIGH or choice:A,B,... "
+                   "(e.g. training.lr=log:1e-5:1e-3; repeatable)")
+    p.add_argument("--storage", default=None, help="an Optuna storage URL shared by workers, e.g. sqlite:///tune.db "
+                   "or postgresql://user@host/db (default: in memory, this process only)")
+    p.add_argument("--study-name", default=None, help="the study's name in --storage (default: a new study)")
+    p.add_argument("--seed", type=int, default=None, help="the sampler's seed (default: random)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value for every trial")
+    p.add_argument("--device", default=None, help="cpu to force the CPU (default: what Accelerate picks)")
+    p.set_defaults(func=commands.cmd_tune)
 
 
 def _add_add_head(sub: argparse._SubParsersAction) -> None:
