@@ -263,3 +263,14 @@ def test_resume_refuses_changed_data_of_the_same_size(tmp_path):
         polyhead.train(config, tmp_path / "run", data=changed, resume=True, progress=False)
     result = polyhead.train(config, tmp_path / "run", data=data, resume=True, progress=False)
     assert result.global_step > 4
+
+
+def test_public_names_import_from_polyhead_and_the_package_is_typed():
+    import importlib.resources
+
+    for name in polyhead.__all__:
+        assert getattr(polyhead, name) is not None, name
+    assert polyhead.train is __import__("polyhead.training.api", fromlist=["train"]).train
+    assert importlib.resources.files("polyhead").joinpath("py.typed").is_file()
+    # One naming: the model holds a head per task (add_head, fit_heads, add-head); add_task is the old name.
+    assert polyhead.MultiTaskModel.add_task is polyhead.MultiTaskModel.add_head

@@ -224,7 +224,7 @@ def _head_frozen(config: Path, base: list[str], subset: Subset, work: Path, out:
     if frozen:
         old = load(start_dir, device="cpu" if cpu_only() else None)
         model = load(out.root / name, device=old.device)
-        model.add_task(old.tasks[FROZEN_HEAD_TASK])
+        model.add_head(old.tasks[FROZEN_HEAD_TASK])
         model.heads[FROZEN_HEAD_TASK].load_state_dict(old.heads[FROZEN_HEAD_TASK].state_dict())
         frozen[0].labels = list(old.tasks[FROZEN_HEAD_TASK].labels)  # score against the head's own label order
         probe = dataclasses.replace(cfg, tasks=frozen, datasets=[])

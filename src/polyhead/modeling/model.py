@@ -49,11 +49,15 @@ class MultiTaskModel(nn.Module):
         self.tasks: dict[str, TaskSpec] = {}
         self.heads = nn.ModuleDict()
         for spec in tasks:
-            self.add_task(spec)
+            self.add_head(spec)
 
     # -- building ---------------------------------------------------------------------
-    def add_task(self, spec: TaskSpec | dict) -> TaskSpec:
-        """Attach a new head; labels must be known (classification/token) before it is built."""
+    def add_head(self, spec: TaskSpec | dict) -> TaskSpec:
+        """Attach a new head for a task; labels must be known (classification/token) before it is built.
+
+        Naming across polyhead: a *task* is what a config describes (name, kind, labels, data); a
+        *head* is what the model holds for it. So: `add_head`, `fit_heads`, `add_heads_to_folder`,
+        `polyhead add-head`, and `model.tasks` / `model.heads` for the two sides."""
         if isinstance(spec, dict):
             spec = TaskSpec.from_dict(spec)
         if spec.name in self.tasks:
@@ -66,6 +70,8 @@ class MultiTaskModel(nn.Module):
         width = self.encoder.hidden_size if kind_of(spec.kind).token_level else self.encoder.dim
         self.heads[spec.name] = build_head(spec, width).to(self.encoder.device)
         return spec
+
+    add_task = add_head  # the 0.1 name, kept
 
     @property
     def device(self) -> torch.device:
@@ -219,7 +225,7 @@ class MultiTaskModel(nn.Module):
             raise PolyheadError(f"{folder}: encoder dim is {encoder.dim}, polyhead.json says {expected_dim}")
         model = cls(encoder, [])
         for entry in cfg.get("tasks", []):
-            spec = model.add_task(TaskSpec.from_dict(entry))
+            spec = model.add_head(TaskSpec.from_dict(entry))
             path = folder / HEADS_DIR / f"{spec.name}.safetensors"
             if not path.is_file():
                 raise PolyheadError(f"{folder}: missing head weights {HEADS_DIR}/{spec.name}.safetensors")

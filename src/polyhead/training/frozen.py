@@ -122,7 +122,7 @@ def fit_heads(
                     f"task {name!r} exists in the model with other labels or kind; give the new task another name"
                 )
         else:
-            model.add_task(specs[name])
+            model.add_head(specs[name])
     cache = FeatureCache(model.encoder, Path(cache_dir) if cache_dir else None, model.encoder.precision)
     return fit_frozen_heads(model, sources, names, solver=solver, l2=l2, cache=cache, progress=progress, say=say, **options)
 
