@@ -274,3 +274,11 @@ def test_public_names_import_from_polyhead_and_the_package_is_typed():
     assert importlib.resources.files("polyhead").joinpath("py.typed").is_file()
     # One naming: the model holds a head per task (add_head, fit_heads, add-head); add_task is the old name.
     assert polyhead.MultiTaskModel.add_task is polyhead.MultiTaskModel.add_head
+
+
+def test_a_frozen_encoder_run_calls_begin_evaluate_and_end(tmp_path):
+    rec = Recorder()
+    result = polyhead.train(write_config(tmp_path, epochs=1), tmp_path / "run", overrides=["freeze.encoder=true"],
+                            progress=False, callbacks=[rec])
+    assert [e[0] for e in rec.events] == ["begin", "evaluate", "end"]
+    assert rec.events[1][2] == result.best_metric and rec.events[-1][2] == result.dev

@@ -46,7 +46,7 @@ def test_tune_in_python_writes_the_table_and_a_best_config_that_trains(tmp_path)
     ({"training.epochs": "int:1:2.5"}, r"int ranges take whole numbers"),
     ({"training.lr": "normal:0:1"}, r"is not float:LOW:HIGH"),
     ({"training.weighting": []}, r"an empty list of choices"),
-    ({}, r"the search space is empty"),
+    ({}, r"the search space is empty: give the config a search: section"),
 ])
 def test_a_bad_search_space_is_one_line_before_any_trial(tmp_path, space, match):
     config = write_config(tmp_path, epochs=1)
@@ -104,3 +104,19 @@ def test_two_processes_share_one_sqlite_study(tmp_path):
     assert len(folders) == len(finished)  # each trial its own folder, whichever worker ran it
     assert all(out.count("trial ") >= 2 for out in outputs)  # both workers ran trials
     assert (tmp_path / "search" / "best.yaml").is_file()
+
+
+def test_the_config_carries_its_search_space_and_the_command_line_wins(tmp_path):
+    config = write_config(tmp_path, epochs=1, max_steps=2)
+    data = yaml.safe_load(config.read_text())
+    data["search"] = {"training.lr": "log:1e-4:1e-2", "training.weighting": ["equal", "uncertainty"]}
+    config.write_text(yaml.safe_dump(data))
+    assert polyhead.load_config(config).search["training.lr"] == "log:1e-4:1e-2"
+    result = polyhead.tune(config, tmp_path / "search", ["training.weighting=choice:dwa"], trials=1, log=lambda m: None)
+    assert result.best_params["training.weighting"] == "dwa" and 1e-4 <= result.best_params["training.lr"] <= 1e-2
+    # polyhead train reads the same file and ignores the search space; a bad one fails when it loads.
+    assert polyhead.train(config, tmp_path / "run", progress=False, log=lambda m: None).global_step == 2
+    data["search"] = {"training.lr": "normal:0:1"}
+    config.write_text(yaml.safe_dump(data))
+    with pytest.raises(PolyheadError, match="search space training.lr: 'normal:0:1' is not float:LOW:HIGH"):
+        polyhead.load_config(config)

@@ -342,7 +342,7 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=int, default=10, help="trials in the search, over every process sharing it (default 10)")
     p.add_argument("--space", action="append", default=[], metavar="KEY=SPEC",
                    help="a key to search: float:LOW:HIGH, log:LOW:HIGH, int:LOW:HIGH or choice:A,B,... "
-                   "(e.g. training.lr=log:1e-5:1e-3; repeatable)")
+                   "(e.g. training.lr=log:1e-5:1e-3; repeatable; wins over the config's search: section)")
     p.add_argument("--storage", default=None, help="an Optuna storage URL shared by workers, e.g. sqlite:///tune.db "
                    "or postgresql://user@host/db (default: in memory, this process only)")
     p.add_argument("--study-name", default=None, help="the study's name in --storage (default: a new study)")

@@ -56,6 +56,7 @@ SAFE_TO_CHANGE: dict[str, str] = {
     "training.log_with": "which experiment trackers the run logs to",
     "training.run_name": "what experiment trackers call the run",
     "training.tracker_options": "experiment trackers' own settings",
+    "search": "the search space, read by polyhead tune only",
 }
 
 FRESH_START = "start fresh with --overwrite (or choose another --output)"

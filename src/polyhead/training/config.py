@@ -304,6 +304,8 @@ class RunConfig:
     freeze: FreezeConfig = field(default_factory=FreezeConfig)
     base_dir: str = "."  # relative data paths are resolved against the config file's folder
     data: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # `polyhead tune`'s search space: KEY -> SPEC (training/space.py); training ignores it.
+    search: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, cls in (("encoder", EncoderConfig), ("training", TrainingConfig), ("freeze", FreezeConfig)):
@@ -367,6 +369,8 @@ class RunConfig:
         d = dataclasses.asdict(dataclasses.replace(self, data={}))
         d.pop("base_dir")
         d.pop("data")
+        if not d["search"]:  # only configs that carry a search space say so
+            d.pop("search")
         d["tasks"] = [_own_fields_first(t) for t in d["tasks"]]
         d["datasets"] = [_own_fields_first(t) for t in d["datasets"]]
         return d
@@ -555,7 +559,7 @@ def config_from_dict(data: dict[str, Any], base_dir: str | Path = ".", in_memory
     given in Python, which may stand in for the files the mapping leaves out)."""
     if not isinstance(data, dict):
         raise PolyheadError("the config must be a mapping at the top level")
-    allowed = {"encoder", "tasks", "datasets", "training", "freeze"}
+    allowed = {"encoder", "tasks", "datasets", "training", "freeze", "search"}
     unknown = sorted(_name(k) for k in data if k not in allowed)
     if unknown:
         raise PolyheadError(f"config: unknown section(s) {', '.join(unknown)}; valid: {', '.join(sorted(allowed))}")
@@ -573,9 +577,23 @@ def config_from_dict(data: dict[str, Any], base_dir: str | Path = ".", in_memory
         freeze=_build(FreezeConfig, data.get("freeze"), "freeze"),
         base_dir=str(base_dir),
         data=dict(in_memory or {}),
+        search=_search_section(data.get("search")),
     )
     _validate(cfg)
     return cfg
+
+
+def _search_section(value: Any) -> dict[str, Any]:
+    """The `search:` section: KEY -> SPEC, each checked for its syntax (tune checks the keys)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PolyheadError(f"search: expected a mapping of config keys to search specs, got {_show(value)}")
+    from .space import parse_space
+
+    if value:
+        parse_space(value)
+    return dict(value)
 
 
 def _validate(cfg: RunConfig) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -36,6 +36,25 @@ def running(run: Any, state: TrainState, given: Callbacks) -> Iterator[None]:
     finally:
         if run.trackers is not None:
             run.trackers.close()
+
+
+def frozen(accelerator: Any, cfg: Any, out: Path, given: Callbacks, fit: Callable[[], Any]) -> Any:
+    """The frozen-encoder path (heads fit on cached features, no steps): on_train_begin, then
+    on_evaluate with the fitted heads' dev scores and on_train_end; trackers log both."""
+    own = Trackers(accelerator, cfg, out) if cfg.training.log_with else None
+    callbacks = Callbacks(given.callbacks + ([own] if own else []))
+    progress = Progress(out, 0, cfg.to_dict())
+    try:
+        callbacks.fire("on_train_begin", progress)
+        result = fit()
+        progress.metrics, progress.score, progress.best, progress.is_best = result.dev, result.best_metric, result.best_metric, True
+        progress.retention = result.retention
+        callbacks.fire("on_evaluate", progress)
+        callbacks.fire("on_train_end", progress, result)
+        return result
+    finally:
+        if own is not None:
+            own.close()
 
 
 def stop_requested(run: Any) -> bool:

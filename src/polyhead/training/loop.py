@@ -184,8 +184,8 @@ def train(
     set_seed(tr.seed)
 
     # -- 3. A frozen encoder: encode each split once, fit the heads on the cached features --------
-    if uses_feature_cache(cfg, accelerator.num_processes):
-        return train_frozen(cfg, out, accelerator.device, say, progress)
+    if uses_feature_cache(cfg, accelerator.num_processes):  # hooks: begin, one evaluate (dev), end
+        return hooks.frozen(accelerator, cfg, out, callbacks_given, lambda: train_frozen(cfg, out, accelerator.device, say, progress))
 
     # -- 3. Data (bad files fail here, before a model loads), model, optimiser -------------------
     run = build_run(cfg, out, accelerator, say)

@@ -9,7 +9,8 @@ it stops as early stopping does, its model kept. At the end OUT/trials.csv holds
 (number, state, score, its settings, seconds) and OUT/best.yaml the config of the best trial, ready
 for `polyhead train`.
 
-The search space, per key (`KEY=SPEC` on the command line, {KEY: SPEC} in Python):
+The search space, per key: a `search:` section in the config (`training.lr: log:1e-5:1e-3`),
+`--space KEY=SPEC` on the command line, or {KEY: SPEC} in Python (these two win over the config's):
     float:LOW:HIGH   a number in [LOW, HIGH]          training.anchor_weight=float:0:3
     log:LOW:HIGH     a number, sampled on a log scale  training.lr=log:1e-5:1e-3
     int:LOW:HIGH     an integer in [LOW, HIGH]        training.epochs=int:1:4
@@ -35,82 +36,11 @@ import yaml
 
 from ..errors import PolyheadError
 from ..io import write_text_atomic
-from .config import apply_overrides
 from .callbacks import Callback, Progress
+from .config import apply_overrides
+from .space import Param, override as _override, parse_space
 
-DISTRIBUTIONS = ("float", "log", "int", "choice")
 TRIALS_DIR = "trials"
-
-
-@dataclass
-class Param:
-    """One key of the search space."""
-
-    key: str
-    dist: str
-    low: float = 0.0
-    high: float = 0.0
-    choices: list[Any] = field(default_factory=list)
-
-    def suggest(self, trial: Any) -> Any:
-        if self.dist == "choice":
-            return trial.suggest_categorical(self.key, self.choices)
-        if self.dist == "int":
-            return trial.suggest_int(self.key, int(self.low), int(self.high))
-        return trial.suggest_float(self.key, self.low, self.high, log=self.dist == "log")
-
-    def ends(self) -> list[Any]:
-        """The values that bound the space (checked against the config before any trial)."""
-        if self.dist == "choice":
-            return list(self.choices)
-        return [int(self.low), int(self.high)] if self.dist == "int" else [self.low, self.high]
-
-
-def parse_space(space: dict[str, Any] | Sequence[str]) -> list[Param]:
-    """The search space from {KEY: SPEC or list} or ["KEY=SPEC", ...]; one line for any bad entry."""
-    items: list[tuple[str, Any]] = []
-    if isinstance(space, dict):
-        items = list(space.items())
-    else:
-        for entry in space:
-            key, sep, spec = str(entry).partition("=")
-            if not sep or not key:
-                raise PolyheadError(f"--space {entry!r}: expected KEY=SPEC, e.g. training.lr=log:1e-5:1e-3")
-            items.append((key, spec))
-    if not items:
-        raise PolyheadError("the search space is empty: give at least one --space KEY=SPEC (e.g. training.lr=log:1e-5:1e-3)")
-    return [_param(str(key), spec) for key, spec in items]
-
-
-def _param(key: str, spec: Any) -> Param:
-    where = f"search space {key}"
-    if isinstance(spec, (list, tuple)):
-        if not spec:
-            raise PolyheadError(f"{where}: an empty list of choices")
-        return Param(key, "choice", choices=list(spec))
-    dist, sep, rest = str(spec).partition(":")
-    if not sep or dist not in DISTRIBUTIONS:
-        raise PolyheadError(f"{where}: {spec!r} is not float:LOW:HIGH, log:LOW:HIGH, int:LOW:HIGH or choice:A,B,...")
-    if dist == "choice":
-        choices = [yaml.safe_load(v) for v in rest.split(",") if v.strip()]
-        if not choices:
-            raise PolyheadError(f"{where}: no choices in {spec!r}")
-        return Param(key, dist, choices=choices)
-    try:
-        low, high = (float(v) for v in rest.split(":"))
-    except ValueError:
-        raise PolyheadError(f"{where}: {spec!r} needs two numbers, {dist}:LOW:HIGH") from None
-    if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
-        raise PolyheadError(f"{where}: the range [{low:g}, {high:g}] is empty; LOW must be below HIGH")
-    if dist == "log" and low <= 0:
-        raise PolyheadError(f"{where}: a log range must be above 0, got [{low:g}, {high:g}]")
-    if dist == "int" and (low != int(low) or high != int(high)):
-        raise PolyheadError(f"{where}: int ranges take whole numbers, got [{low:g}, {high:g}]")
-    return Param(key, dist, low, high)
-
-
-def _override(key: str, value: Any) -> str:
-    return f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
 
 
 def check_space(base: dict[str, Any], params: list[Param], build: Callable[[dict[str, Any]], Any]) -> None:
@@ -153,7 +83,7 @@ class TuneResult:
 def tune(
     config: Any,
     output_dir: str | Path,
-    space: dict[str, Any] | Sequence[str],
+    space: dict[str, Any] | Sequence[str] | None = None,
     trials: int = 10,
     *,
     data: dict[str, Any] | None = None,
@@ -179,7 +109,9 @@ def tune(
         raise PolyheadError(f"--trials must be at least 1, got {trials}")
     base_cfg = resolve_config(config, overrides, data)
     base = base_cfg.to_dict()
-    params = parse_space(space)
+    # The config's search: section, then the space given here (which wins per key).
+    given = dict(space) if isinstance(space, dict) else dict(_entries(space or []))
+    params = parse_space({**base_cfg.search, **given})
     check_space(base, params, lambda d: config_from_dict(d, base_dir=base_cfg.base_dir, in_memory=base_cfg.data))
     if not _has_dev(base_cfg):
         raise PolyheadError("polyhead tune scores each trial on dev: give at least one task a dev split")
@@ -212,6 +144,17 @@ def tune(
     done = optuna.study.MaxTrialsCallback(trials, states=None)  # --trials counts every worker's trials
     study.optimize(objective, n_trials=trials, callbacks=[done], catch=())
     return _report(study, base, params, out, base_cfg, say)
+
+
+def _entries(space: Sequence[str]) -> list[tuple[str, str]]:
+    """["KEY=SPEC", ...] as (key, spec) pairs (the command line's --space)."""
+    out = []
+    for entry in space:
+        key, sep, spec = str(entry).partition("=")
+        if not sep or not key:
+            raise PolyheadError(f"--space {entry!r}: expected KEY=SPEC, e.g. training.lr=log:1e-5:1e-3")
+        out.append((key, spec))
+    return out
 
 
 def _open_study(optuna: Any, storage: str | None, study_name: str | None, seed: int | None, attempts: int = 5) -> Any:
