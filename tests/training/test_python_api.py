@@ -282,3 +282,21 @@ def test_a_frozen_encoder_run_calls_begin_evaluate_and_end(tmp_path):
                             progress=False, callbacks=[rec])
     assert [e[0] for e in rec.events] == ["begin", "evaluate", "end"]
     assert rec.events[1][2] == result.best_metric and rec.events[-1][2] == result.dev
+
+
+def test_max_examples_keeps_a_seeded_random_subset_not_the_first_rows():
+    from polyhead.training.data import build_sources
+
+    rows = [{"text": f"sports text {i}", "label": "sports"} for i in range(50)] + \
+           [{"text": f"tech text {i}", "label": "tech"} for i in range(50)]  # sorted by label
+    def subset(seed):
+        cfg = RunConfig(tasks=[{"name": "topic", "kind": "classification", "max_examples": 20}], training={"seed": seed},
+                        data={"topic": rows})
+        cfg.validate()
+        (src,), _ = build_sources(cfg)
+        return [ex.text for ex in src.splits["train"]]
+
+    kept = subset(1)
+    assert len(kept) == 20 and {t.split()[0] for t in kept} == {"sports", "tech"}  # both classes, not the first 20
+    assert kept == sorted(kept, key=lambda t: (t.split()[0] != "sports", int(t.split()[-1])))  # file order kept
+    assert subset(1) == kept and subset(2) != kept  # the run's seed decides

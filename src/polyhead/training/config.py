@@ -121,7 +121,7 @@ class DataOptions:
     delimiter: str | None = opt(None, single_char=True)
     batch_size: int | None = opt(None, ge=1)
     max_length: int | None = opt(None, ge=1)
-    max_examples: int | None = opt(None, ge=1)
+    max_examples: int | None = opt(None, ge=1)  # train on a seeded random subset of this size (file order kept)
 
 
 def data_options(config: DataOptions) -> dict[str, Any]:

@@ -217,8 +217,12 @@ def build_sources(cfg: RunConfig, splits: Sequence[str] = SPLITS) -> tuple[list[
                     continue
                 src.paths[split] = path
                 src.splits[split], src.skipped[split] = _read_split(src, path, kinds)
-            if ds.max_examples and split == "train":
-                src.splits[split] = src.splits[split][: ds.max_examples]
+            if ds.max_examples and split == "train" and len(src.splits[split]) > ds.max_examples:
+                # A seeded random subset in file order, not the first N: a file sorted by label or
+                # source would otherwise give a subset of one class or one source.
+                rng = np.random.default_rng([cfg.training.seed, len(sources)])
+                keep = np.sort(rng.choice(len(src.splits[split]), ds.max_examples, replace=False))
+                src.splits[split] = [src.splits[split][i] for i in keep]
         if "train" in splits and not src.splits.get("train"):
             raise DataError(f"dataset {ds.name!r}: no labelled training examples in {src.paths.get('train')}")
         sources.append(src)
