@@ -20,10 +20,17 @@ def test_old_module_name_imports_the_new_module_with_a_warning(old, new):
 
 def test_old_names_still_offer_their_public_functions():
     sys.modules.pop("polyhead.serve", None)
-    sys.modules.pop("polyhead.train", None)
     with pytest.warns(DeprecationWarning):
         from polyhead.serve import ServeSettings, create_app  # noqa: F401
-        from polyhead.train import train  # noqa: F401
-    from polyhead.training.loop import train as new_train
+    from polyhead.serving import create_app as new_create_app
 
-    assert train is new_train
+    assert create_app is new_create_app
+
+
+def test_polyhead_train_is_the_function_and_the_old_module_name_says_where_it_went():
+    import polyhead
+    from polyhead.training.api import train
+
+    with pytest.raises(ImportError, match=r"polyhead.train is a function now .*the 0.1 module polyhead.train is polyhead.training.loop"):
+        importlib.import_module("polyhead.train")
+    assert polyhead.train is train  # a failed import of the old name does not replace it

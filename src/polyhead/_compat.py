@@ -1,5 +1,10 @@
-"""Old flat module names (polyhead.serve, polyhead.export, polyhead.train, polyhead.config, ...)
-still import, for one release, with a DeprecationWarning that names the new place.
+"""Old flat module names (polyhead.serve, polyhead.export, polyhead.config, ...) still import, for
+one release, with a DeprecationWarning that names the new place.
+
+One is gone early: `polyhead.train` is now the training function (`polyhead.train(config,
+output_dir, data=...)`). Importing a module under that name would replace the function on the
+package (the import system sets the attribute), so `import polyhead.train` fails with a message
+that names the 0.1 module's new place, polyhead.training.loop.
 
 0.1 had one flat module per concept; 0.2 groups them into packages by concern (modeling,
 training, serving, onnx, cli, bench, integrations). A meta-path finder answers the old names
@@ -16,10 +21,11 @@ import warnings
 from typing import Any
 
 REMOVED_IN = "0.3"
+# Old module names that are public functions now: importing them says where the module went.
+NOW_FUNCTIONS = {"polyhead.train": ("polyhead.training.loop", "polyhead.train(config, output_dir, data=...)")}
 MOVED = {
     "polyhead.serve": "polyhead.serving",
     "polyhead.export": "polyhead.onnx",
-    "polyhead.train": "polyhead.training.loop",
     "polyhead.config": "polyhead.training.config",
     "polyhead.data": "polyhead.training.data",
     "polyhead.sampling": "polyhead.training.sampling",
@@ -46,6 +52,9 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         self._specs: dict[str, Any] = {}  # old name -> the new module's own spec, restored below
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname in NOW_FUNCTIONS:
+            module, call = NOW_FUNCTIONS[fullname]
+            raise ImportError(f"{fullname} is a function now ({call}); the 0.1 module {fullname} is {module}", name=fullname)
         if fullname not in MOVED:
             return None
         return importlib.util.spec_from_loader(fullname, self)
