@@ -43,7 +43,7 @@ ARMS: dict[str, list[str]] = {
 # The anchor on similarities only (training.anchor_target: similarities): the embedding space may
 # turn and move as long as the cosines between texts stay; its distance is smaller than the vectors'
 # (a squared cosine difference), so its weights are larger.
-for _w in (10, 30, 100):
+for _w in (10, 30, 100, 300):
     ARMS[f"sim-{_w}-refit"] = [f"training.anchor_weight={_w}", "training.anchor_target=similarities",
                                "training.weighting=equal", "training.refit_heads=true"]
 # The benchmark set: the three per-text tasks (no similarity task, which would train the embedding
