@@ -90,14 +90,14 @@ def build_default_model(folder: Path) -> Path:
 class Server:
     """`polyhead serve` in a subprocess on a free loopback port."""
 
-    def __init__(self, model_dir: Path, max_batch_size: int, max_wait_ms: float, precision: str) -> None:
+    def __init__(self, model_dir: Path, max_batch_size: int, max_wait_ms: float, precision: str, extra: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [
             sys.executable, "-m", "polyhead.cli", "serve", str(model_dir),
             "--host", "127.0.0.1", "--port", str(self.port),
             "--max-batch-size", str(max_batch_size), "--max-wait-ms", str(max_wait_ms),
-            "--precision", precision,
+            "--precision", precision, *extra,
         ]  # fmt: skip
         env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
         env.pop("POLYHEAD_API_KEY", None)

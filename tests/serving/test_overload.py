@@ -3,6 +3,7 @@ past its deadline gets a 503, /ready says whether to send traffic while /health 
 the rejections are counted in /metrics. The model is the tiny one, slowed down on purpose."""
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -101,3 +102,44 @@ def test_bad_overload_settings_are_one_line_errors() -> None:
         ServeSettings(max_queue_texts=0).validate()
     with pytest.raises(PolyheadError, match="request-timeout must be more than 0"):
         ServeSettings(request_timeout_s=0).validate()
+
+
+def test_a_request_that_would_wait_past_its_deadline_is_refused_at_once() -> None:
+    # One text per 0.5 s: the model gets through about 2 texts a second, so with a 1 s deadline a
+    # request behind 2 waiting texts cannot be answered in time and is refused at once.
+    settings = ServeSettings(max_batch_size=1, max_wait_ms=0, max_queue_texts=1000, request_timeout_s=1.0, model_name="rate")
+    with running(create_app(slow_model(0.5, 0.5), settings)) as url, httpx.Client(base_url=url, timeout=30) as http:
+        assert http.post("/v1/embeddings", json={"input": ["warm up: the rate is measured"]}).status_code == 200
+
+        def one(i: int) -> tuple[int, float, Any]:
+            started = time.perf_counter()
+            r = http.post("/v1/embeddings", json={"input": [f"text number {i}"]})
+            return r.status_code, time.perf_counter() - started, r
+
+        with ThreadPoolExecutor(10) as pool:
+            results = list(pool.map(one, range(10)))
+        codes = [c for c, _, _ in results]
+        assert codes.count(200) >= 1 and codes.count(503) >= 5, codes
+        for code, seconds, r in results:
+            if code == 503:
+                error = r.json()["error"]
+                assert error["code"] == "overloaded" and "would take about" in error["message"], error
+                assert seconds < 0.5  # refused at once, not after waiting out the deadline
+        assert 'polyhead_rejected_total{reason="expected_wait"}' in http.get("/metrics").text
+
+
+def test_the_model_thread_hands_freed_memory_back_at_most_every_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    from polyhead.serving import batcher as batcher_module
+
+    calls: list[int] = []
+    b = batcher_module.MicroBatcher(MultiTaskModel(make_tiny_encoder(), []))
+    b._trim = calls.append  # glibc's malloc_trim(0) where there is one
+    monkeypatch.setattr(batcher_module, "TRIM_INTERVAL_S", 0.2)
+    b._trimmed = time.monotonic() - 1
+    b.release_memory()
+    b.release_memory()  # too soon after the first
+    assert calls == [0]
+    time.sleep(0.25)
+    b.release_memory()
+    assert calls == [0, 0]
+    assert batcher_module._malloc_trim() is not None or not sys.platform.startswith("linux")

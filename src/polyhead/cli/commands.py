@@ -14,13 +14,14 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..console import announce_precision, say
 from ..errors import PolyheadError
 from .backend import encoder_kwargs, graph_model
 from .inputs import read_pairs
-from ..io import check_new_file, check_replaceable_dir, read_text, write_bytes_atomic, write_text_atomic
+from ..io import (check_new_file, check_replaceable_dir, read_text, write_bytes_atomic, write_error_reason, write_failure,
+                  write_text_atomic)
 
 
 # -- input / output helpers ---------------------------------------------------------------
@@ -104,8 +105,21 @@ def write_output(path: Path | None, lines: list[str]) -> None:
             sys.stdout.write(line)
         sys.stdout.flush()
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, "".join(lines))
+    write_output_file(path, lambda: write_text_atomic(path, "".join(lines)))
+
+
+def write_output_file(path: Path, write: Callable[[], None]) -> None:
+    """Run an atomic write of an --output file; a full disk, a read-only or unwritable folder is one
+    line that says the target was left as it was (the temporary file is removed)."""
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write()
+    except OSError as exc:
+        if write_error_reason(exc) is None:
+            raise
+        kept = f"{path} is as it was" if existed else f"{path} was not created"
+        raise write_failure(exc, str(path), kept, "free space (or choose another --output), then run again") from exc
 
 
 def _is_folder_output(path: str | None) -> bool:
@@ -144,8 +158,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         announce_precision(enc, args.precision)
     vectors = enc.encode(texts, batch_size=args.batch_size, normalize=False if args.no_normalize else None, show_progress=args.progress)
     if out is not None and out.suffix == ".npy":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(out, lambda fh: np.save(fh, vectors))
+        write_output_file(out, lambda: write_bytes_atomic(out, lambda fh: np.save(fh, vectors)))
         say(f"wrote {vectors.shape[0]} x {vectors.shape[1]} embeddings to {out}")
         return 0
     write_output(out, [json.dumps({"text": t, "embedding": to_jsonable(v)}) + "\n" for t, v in zip(texts, vectors)])

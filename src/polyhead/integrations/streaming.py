@@ -26,7 +26,7 @@ import numpy as np
 
 from ..console import progress
 from ..errors import PolyheadError
-from ..io import check_replaceable_dir, write_bytes_atomic, write_json_atomic
+from ..io import check_replaceable_dir, write_bytes_atomic, write_error_reason, write_failure, write_json_atomic
 
 RUN_FILE = "run.json"
 INDEX_FILE = "index.jsonl"
@@ -222,9 +222,17 @@ def encode_to_shards(
             if vectors.shape != (len(texts), dim):
                 raise PolyheadError(f"encoder returned shape {vectors.shape} for {len(texts)} texts")
             stem = shard_name(shard)
-            write_bytes_atomic(out / f"{stem}.npy", lambda fh, v=vectors: np.save(fh, v))
-            # The record is written last: its presence is what marks the shard as finished.
-            write_json_atomic(out / f"{stem}.json", {"shard": shard, "file": f"{stem}.npy", "first_line": first, "count": len(texts), "dim": dim})
+            try:
+                write_bytes_atomic(out / f"{stem}.npy", lambda fh, v=vectors: np.save(fh, v))
+                # The record is written last: its presence is what marks the shard as finished.
+                write_json_atomic(out / f"{stem}.json", {"shard": shard, "file": f"{stem}.npy", "first_line": first,
+                                                         "count": len(texts), "dim": dim})
+            except OSError as exc:
+                if write_error_reason(exc) is None:
+                    raise
+                raise write_failure(exc, f"shard {out / stem}.npy", f"the {stats['shards_written'] + stats['shards_skipped']} "
+                                    "finished shard(s) are kept", "free space, then run the same command again: "
+                                    "finished shards are skipped") from exc
             stats["lines"] += len(texts)
             stats["shards_written"] += 1
             bar.update(len(texts))

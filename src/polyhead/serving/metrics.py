@@ -107,7 +107,7 @@ def build_metrics(model_name: str, backend: str) -> Metrics:
     m.register("polyhead_batch_requests", "histogram", "Requests merged into one model call (one micro-batch).", BATCH_BUCKETS)
     m.register("polyhead_batch_duration_seconds", "histogram", "Time spent in the model per micro-batch.", LATENCY_BUCKETS)
     m.register("polyhead_queue_wait_seconds", "histogram", "Time a request waited before its micro-batch started.", LATENCY_BUCKETS)
-    m.register("polyhead_rejected_total", "counter", "Requests refused by load shedding, by reason (queue_full, deadline).")
+    m.register("polyhead_rejected_total", "counter", "Requests refused by load shedding, by reason (queue_full, expected_wait, deadline).")
     m.register("polyhead_queue_texts", "gauge", "Texts waiting for the model now.")
     m.register("polyhead_info", "gauge", "Constant 1, labelled with the served model, backend and polyhead version.")
     m.set("polyhead_info", 1, {"model": model_name, "backend": backend, "version": __version__})
