@@ -204,7 +204,9 @@ async def run(server: Server, args: argparse.Namespace, pool: list[str]) -> tupl
     probe = subprocess.Popen([sys.executable, "-c", PROBE, server.url], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     stop = asyncio.Event()
     watcher = asyncio.create_task(watch(server, rec, stop))
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+    # Idle connections are dropped by the client before uvicorn's 5 s keep-alive timeout closes them:
+    # reusing one the server is closing at that moment fails on the client's side, not the server's.
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=2.0)
     deadline = args.request_timeout + 5.0  # the server's deadline plus the way back
     async with httpx.AsyncClient(base_url=server.url, limits=limits) as client:
         capacity = await closed_loop(client, rec, pool, args.concurrency, args.calibrate_seconds, deadline)

@@ -300,3 +300,15 @@ def test_max_examples_keeps_a_seeded_random_subset_not_the_first_rows():
     assert len(kept) == 20 and {t.split()[0] for t in kept} == {"sports", "tech"}  # both classes, not the first 20
     assert kept == sorted(kept, key=lambda t: (t.split()[0] != "sports", int(t.split()[-1])))  # file order kept
     assert subset(1) == kept and subset(2) != kept  # the run's seed decides
+
+
+def test_a_run_config_with_python_data_takes_overrides_and_numpy_values(tmp_path):
+    import numpy as np
+
+    config = _without_files(write_config(tmp_path, epochs=1))
+    config["tasks"] = [t for t in config["tasks"] if t["name"] == "topic"]
+    cfg = RunConfig(**{k: v for k, v in config.items()}, data={"topic": pd.DataFrame(_rows("train")["topic"])})
+    labels = np.array([r["label"] for r in _rows("dev")["topic"]])  # numpy strings in a (texts, labels) pair
+    result = polyhead.train(cfg, tmp_path / "run", overrides=["training.max_steps=2"], progress=False,
+                            data={"topic": {"train": cfg.data["topic"], "dev": ([r["text"] for r in _rows("dev")["topic"]], labels)}})
+    assert result.global_step == 2 and set(result.dev) == {"topic"}

@@ -36,7 +36,7 @@ def resolve_config(config: Any, overrides: Sequence[str] | None = None, data: di
         cfg = copy.deepcopy(dataclasses.replace(config, data={}))  # the caller's object stays as it was
         if overrides:
             merged = apply_overrides(cfg.to_dict(), list(overrides))
-            cfg = config_from_dict(merged, base_dir=cfg.base_dir)
+            cfg = config_from_dict(merged, base_dir=cfg.base_dir, in_memory=given)
         cfg.data = given
         cfg.validate()
         return cfg

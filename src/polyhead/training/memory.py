@@ -107,7 +107,8 @@ def plain(value: Any) -> Any:
     if type(value).__name__ in ("NAType", "NaTType"):  # pandas.NA, pandas.NaT
         return math.nan
     if hasattr(value, "tolist") and callable(value.tolist):  # numpy scalars and arrays, pandas arrays
-        return plain_list(value.tolist()) if not isinstance(value.tolist(), (str, bool, int, float)) else value.tolist()
+        converted = value.tolist()
+        return plain_list(converted) if isinstance(converted, (list, tuple)) else converted
     if isinstance(value, (list, tuple)):
         return plain_list(value)
     return value
