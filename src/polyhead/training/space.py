@@ -40,19 +40,22 @@ class Param:
 
 def parse_space(space: dict[str, Any] | Sequence[str]) -> list[Param]:
     """The search space from {KEY: SPEC or list} or ["KEY=SPEC", ...]; one line for any bad entry."""
-    items: list[tuple[str, Any]] = []
-    if isinstance(space, dict):
-        items = list(space.items())
-    else:
-        for entry in space:
-            key, sep, spec = str(entry).partition("=")
-            if not sep or not key:
-                raise PolyheadError(f"--space {entry!r}: expected KEY=SPEC, e.g. training.lr=log:1e-5:1e-3")
-            items.append((key, spec))
+    items = list(space.items()) if isinstance(space, dict) else entries(space)
     if not items:
         raise PolyheadError("the search space is empty: give the config a search: section or --space KEY=SPEC "
                             "(e.g. training.lr=log:1e-5:1e-3)")
     return [_param(str(key), spec) for key, spec in items]
+
+
+def entries(space: Sequence[str]) -> list[tuple[str, str]]:
+    """["KEY=SPEC", ...] (the command line's --space) as (key, spec) pairs."""
+    out = []
+    for entry in space:
+        key, sep, spec = str(entry).partition("=")
+        if not sep or not key:
+            raise PolyheadError(f"--space {entry!r}: expected KEY=SPEC, e.g. training.lr=log:1e-5:1e-3")
+        out.append((key, spec))
+    return out
 
 
 def _param(key: str, spec: Any) -> Param:

@@ -25,10 +25,9 @@ URL: sqlite:///tune.db on one machine, postgresql://... across machines) and `--
 from __future__ import annotations
 
 import csv
-import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -38,7 +37,7 @@ from ..errors import PolyheadError
 from ..io import write_text_atomic
 from .callbacks import Callback, Progress
 from .config import apply_overrides
-from .space import Param, override as _override, parse_space
+from .space import Param, entries, override as _override, parse_space
 
 TRIALS_DIR = "trials"
 
@@ -110,7 +109,7 @@ def tune(
     base_cfg = resolve_config(config, overrides, data)
     base = base_cfg.to_dict()
     # The config's search: section, then the space given here (which wins per key).
-    given = dict(space) if isinstance(space, dict) else dict(_entries(space or []))
+    given = dict(space) if isinstance(space, dict) else dict(entries(space or []))
     params = parse_space({**base_cfg.search, **given})
     check_space(base, params, lambda d: config_from_dict(d, base_dir=base_cfg.base_dir, in_memory=base_cfg.data))
     if not _has_dev(base_cfg):
@@ -144,17 +143,6 @@ def tune(
     done = optuna.study.MaxTrialsCallback(trials, states=None)  # --trials counts every worker's trials
     study.optimize(objective, n_trials=trials, callbacks=[done], catch=())
     return _report(study, base, params, out, base_cfg, say)
-
-
-def _entries(space: Sequence[str]) -> list[tuple[str, str]]:
-    """["KEY=SPEC", ...] as (key, spec) pairs (the command line's --space)."""
-    out = []
-    for entry in space:
-        key, sep, spec = str(entry).partition("=")
-        if not sep or not key:
-            raise PolyheadError(f"--space {entry!r}: expected KEY=SPEC, e.g. training.lr=log:1e-5:1e-3")
-        out.append((key, spec))
-    return out
 
 
 def _open_study(optuna: Any, storage: str | None, study_name: str | None, seed: int | None, attempts: int = 5) -> Any:
