@@ -46,6 +46,10 @@ ARMS: dict[str, list[str]] = {
 for _w in (10, 30, 100, 300):
     ARMS[f"sim-{_w}-refit"] = [f"training.anchor_weight={_w}", "training.anchor_target=similarities",
                                "training.weighting=equal", "training.refit_heads=true"]
+# Heads fit first on the starting encoder (training.init_heads: fit; linear probing, then
+# fine-tuning): alone, and with the default anchor and refit stage.
+ARMS["fit-none"] = ["training.init_heads=fit", *ARMS["none"]]
+ARMS["fit-anchor-1-refit"] = ["training.init_heads=fit", *ARMS["anchor-1-refit"]]
 # The benchmark set: the three per-text tasks (no similarity task, which would train the embedding
 # directly), on a seeded subset so that three seeds of every arm fit in a CPU session.
 BENCHMARK_SUBSET = dict(train_fraction=0.15, dev_cap=500, test_cap=1000, epochs=2)

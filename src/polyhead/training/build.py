@@ -13,8 +13,9 @@ from .config import RunConfig
 from .weighting import LossWeighting, build_weighting
 
 
-def build_model(cfg: RunConfig, specs: dict[str, TaskSpec], device: Any) -> MultiTaskModel:
-    """Encoder from the config (or a saved model to start from) plus one head per task."""
+def build_model(cfg: RunConfig, specs: dict[str, TaskSpec], device: Any, inherited: set[str] | None = None) -> MultiTaskModel:
+    """Encoder from the config (or a saved model to start from) plus one head per task; the names
+    of the heads taken from `training.init_from` are added to `inherited` when given."""
     init = load(cfg.resolve(cfg.training.init_from), device=device) if cfg.training.init_from else None
     encoder = Encoder(
         cfg.encoder.model,
@@ -28,6 +29,8 @@ def build_model(cfg: RunConfig, specs: dict[str, TaskSpec], device: Any) -> Mult
         for name, head in init.heads.items():
             if name in model.tasks and init.tasks[name].labels == model.tasks[name].labels:
                 model.heads[name].load_state_dict(head.state_dict())
+                if inherited is not None:
+                    inherited.add(name)
     return model
 
 

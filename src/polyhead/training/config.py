@@ -43,6 +43,7 @@ HEAD_LR_RATIO = 30  # training.head_lr, when not given, is this many times train
 # noise (benchmarks/results/retention-*.json; docs/training.md, "Keeping the sentence embedding").
 DEFAULT_ANCHOR_WEIGHT = 1.0
 ANCHOR_TARGETS = ("vectors", "similarities")
+HEAD_INITS = ("random", "fit")
 GRADUAL_UNITS = ("epoch", "step")
 # The deprecated training.mixed_precision (Accelerate's names) -> precision (inference's names).
 MIXED_PRECISION_ALIASES = {"no": "fp32", "bf16": "bf16", "fp16": "fp16"}
@@ -229,6 +230,11 @@ class TrainingConfig(Checked):
     # test curve, and refitting heads"). On by default: with the anchor holding the encoder, it gave
     # the heads back what the anchor cost them (benchmarks/results/retention-*.json).
     refit_heads: bool = True
+    # How the fresh heads start: random, or fit first on the starting encoder's features with the
+    # frozen-head solvers, then trained jointly with the encoder (linear probing, then fine-tuning:
+    # the encoder's first updates follow a fitted head, not a random one). Heads taken from
+    # init_from or frozen by freeze.heads keep their weights.
+    init_heads: str = opt("random", choices=HEAD_INITS)
     early_stopping_patience: int | None = opt(None, ge=1)
     checkpoint_every: int | None = opt(None, ge=1)  # steps; default: once per epoch
     # Also a checkpoint whenever this many minutes passed since the last one: bounds the work a

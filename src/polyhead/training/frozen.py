@@ -141,17 +141,20 @@ def fit_frozen_heads(
     cache: FeatureCache | None = None,
     progress: bool = True,
     say: Callable[[str], None] | None = None,
+    score_test: bool = True,
 ) -> FitReport:
     """Encode each split once (frozen encoder), fit the heads of `tasks` on the cached features,
-    and score every task of `sources` on dev and test. Only the heads of `tasks` change."""
+    and score every task of `sources` on dev and test (test only with `score_test`, which is also
+    the only split not encoded without it). Only the heads of `tasks` change."""
     say = say or (lambda message: None)
+    splits = ("train", "dev", "test") if score_test else ("train", "dev")
     cache = cache or FeatureCache(model.encoder, None, model.encoder.precision)
     names = list(tasks) if tasks is not None else [t for s in sources for t in s.tasks]
     text_sources = [s for s in sources if not s.pairs]
-    total = sum(len(s.splits.get(split) or []) for s in text_sources for split in ("train", "dev", "test"))
+    total = sum(len(s.splits.get(split) or []) for s in text_sources for split in splits)
     with progress_bar(total, progress, "encoding (frozen, once)") as bar:
         feats = {(s.name, split): cache.get(s, split, model.tasks, bar.update)
-                 for s in text_sources for split in ("train", "dev", "test") if s.splits.get(split)}
+                 for s in text_sources for split in splits if s.splits.get(split)}
     if cache.builds or cache.hits:
         say(f"features: {cache.builds} split(s) encoded in {cache.encode_seconds:.1f}s, {cache.hits} read from the cache")
     fits: dict[str, HeadFit] = {}
@@ -196,7 +199,7 @@ def fit_frozen_heads(
     report = FitReport(fits, cache.encode_seconds, time.perf_counter() - fit_started, {}, {}, cache.hits, cache.builds)
     scored = [t for s in sources for t in s.tasks if t in model.tasks]  # fitted or not (similarity, frozen heads)
     report.dev = evaluate_cached(model, sources, feats, "dev", scored)
-    report.test = evaluate_cached(model, sources, feats, "test", scored)
+    report.test = evaluate_cached(model, sources, feats, "test", scored) if score_test else {}
     return report
 
 
