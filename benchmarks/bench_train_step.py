@@ -6,8 +6,8 @@ One optimiser step = forward through all-MiniLM-L6-v2 + mean pooling + a linear 
 backward, AdamW. Batches of 32 texts come from the benchmark's TREC questions (short) and movie-review
 sentences (longer) when `polyhead datasets fetch` has run, else from the example data. The baseline is
 fp32 measured in the same process, alternating with bf16 so both see the same machine load. On a GPU
-fp16 (with a gradient scaler) is measured too. This is what decided `--set training.mixed_precision=bf16`
-for the CPU benchmark runs in docs/choices.md.
+fp16 (with a gradient scaler) is measured too. This is what decided `--set training.precision=bf16`
+for the CPU benchmark runs (docs/design.md, "Precision"; the measurement: docs/research/notebook.md).
 """
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ ALL_TASKS = "all"
 SCENARIOS: tuple[str, ...] = (
     "frozen-all", "frozen-backbone", "full", "gradual-unfreezing", "layer-decay", "head-frozen",
     "uncertainty-weighting", "proportional-sampling", "stsb-weighted",
-    # the joint-quality program (docs/choices.md): single-task references and one change each
+    # the joint-quality study (docs/research/notebook.md): single-task references and one change each
     "single-task", "sts-cosent", "sts-angle", "loss-scale", "famo", "anchor", "distill",
 )
 DEFAULT_STUDY_SCENARIOS: tuple[str, ...] = SCENARIOS[:6]

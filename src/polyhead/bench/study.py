@@ -53,8 +53,8 @@ def _gradual_every(cfg: RunConfig) -> int:
     return max(1, int(0.85 * total) // (n_layers + 1))
 
 
-# One change each against `full`, the joint config as it is (the joint-quality program,
-# docs/choices.md). "single-task" and "distill" are built in run_study: distill's teachers are the
+# One change each against `full`, the joint config as it is (the joint-quality study,
+# docs/research/notebook.md; the decisions it led to: docs/design.md). "single-task" and "distill" are built in run_study: distill's teachers are the
 # single-task models of the same seed.
 QUALITY_OVERRIDES: dict[str, list[str]] = {
     "sts-cosent": ["tasks.stsb.loss=cosent"],
@@ -131,7 +131,7 @@ def run_study(
         "layer-decay": ["training.layer_decay=0.8"],
         "uncertainty-weighting": ["training.weighting=uncertainty"],
         "proportional-sampling": ["training.sampling=proportional"],
-        # STS-B's cosine-MSE loss runs ~10x smaller than the others' cross-entropy (docs/choices.md)
+        # STS-B's cosine-MSE loss runs ~10x smaller than the others' cross-entropy (docs/design.md)
         "stsb-weighted": ["training.weighting=static", "tasks.stsb.weight=10"],
         **QUALITY_OVERRIDES,
         **{r: o for r, o in recipes.items() if DISTILL not in o},
