@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # The CPU build of PyTorch; a GPU user sets TORCH_SPEC=torch (or their CUDA build) instead.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo test test-slow test-fast test-network test-lowest browser clean
+.PHONY: setup demo test test-slow test-fast test-network test-lowest browser docs-reference clean
 
 setup: $(VENV)/.installed
 
@@ -55,6 +55,12 @@ test-lowest: setup
 
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not integration and not network and not slow"
+
+# The reference pages generated from the code: docs/reference/config.md (every config key, from
+# src/polyhead/training/config.py) and docs/reference/cli.md (every command and option, from the
+# argument parser). tests/test_docs_reference.py fails when the committed pages are stale.
+docs-reference: setup
+	$(BIN)/python -m polyhead.cli.reference
 
 clean:
 	rm -rf $(VENV) $(LOWEST) runs .pytest_cache

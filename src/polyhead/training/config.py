@@ -97,12 +97,13 @@ class EncoderConfig(Checked):
 
     SECTION: typing.ClassVar[str] = "encoder"
 
-    model: str | None = None  # None / "default": the bundled all-MiniLM-L6-v2
-    # None: the model's sentence-transformers config (its Pooling, Normalize, max_seq_length), and
+    model: str | None = None  # a model folder or Hub name; None / "default": the bundled all-MiniLM-L6-v2
+    # How the token vectors become one sentence vector. None (here and for normalize, max_length):
+    # the model's sentence-transformers config (its Pooling, Normalize, max_seq_length), and
     # for a plain Hugging Face model polyhead's defaults: mean pooling, normalised, 256 tokens.
     pooling: str | None = opt(None, choices=POOLING_MODES)
-    normalize: bool | None = None
-    max_length: int | None = opt(None, ge=1)
+    normalize: bool | None = None  # L2-normalise the sentence embedding; None: the model's config, else true
+    max_length: int | None = opt(None, ge=1)  # longer texts are truncated to this many tokens; None: the model's, else 256
 
 
 @dataclass(kw_only=True)
@@ -110,18 +111,18 @@ class DataOptions:
     """How to read a data source: files besides train, format, columns, limits. Shared by a
     dataset and by a task with its own files (the one-task shorthand)."""
 
-    dev: str | None = None
-    test: str | None = None
+    dev: str | None = None  # dev split file: scored at every evaluation, it picks the model that is kept
+    test: str | None = None  # test split file: scored once, on the kept model, at the end of the run
     format: str | None = opt(None, choices=("jsonl", "csv", "tsv", "conll"))  # default: from the extension
-    text_column: str = "text"
-    tokens_column: str = "tokens"
-    sentence1_column: str = "sentence1"
-    sentence2_column: str = "sentence2"
-    score_column: str = "score"
-    tag_column: int = -1
-    delimiter: str | None = opt(None, single_char=True)
-    batch_size: int | None = opt(None, ge=1)
-    max_length: int | None = opt(None, ge=1)
+    text_column: str = "text"  # the column (JSON key, CSV/TSV header) holding each text
+    tokens_column: str = "tokens"  # token tasks: the column holding each sentence's list of words
+    sentence1_column: str = "sentence1"  # pair tasks: the column holding the first text of each pair
+    sentence2_column: str = "sentence2"  # pair tasks: the column holding the second text of each pair
+    score_column: str = "score"  # a similarity task's own files: the gold score's column (unless label_column)
+    tag_column: int = -1  # CoNLL files: the whitespace-separated column holding the tag (-1: the last)
+    delimiter: str | None = opt(None, single_char=True)  # CSV/TSV field separator; default: "," for csv, tab for tsv
+    batch_size: int | None = opt(None, ge=1)  # examples per batch from this data; default: training.batch_size
+    max_length: int | None = opt(None, ge=1)  # longer texts of this data are truncated; default: the encoder's max_length
     max_examples: int | None = opt(None, ge=1)  # train on a seeded random subset of this size (file order kept)
 
 
@@ -143,18 +144,20 @@ class TaskConfig(DataOptions, Checked):
     def section_path(self) -> str:
         return f"tasks[{_name(self.name)}]"
 
-    name: str
-    kind: str = opt(choices=tuple(KINDS) + tuple(KIND_ALIASES))
+    name: str  # the head's name in predictions and metrics: letters, digits, _ - . (at most 64)
+    kind: str = opt(choices=tuple(KINDS) + tuple(KIND_ALIASES))  # what the head predicts (docs/training.md, "Task kinds")
     labels: list[str] | None = None  # default: taken from the training data
-    hidden_dim: int | None = opt(None, ge=1)
-    dropout: float = opt(0.1, ge=0.0, lt=1.0)
-    loss: str | None = None  # checked against the kind by TaskSpec
+    hidden_dim: int | None = opt(None, ge=1)  # a hidden layer (Linear + GELU) of this size in the head; None: linear
+    dropout: float = opt(0.1, ge=0.0, lt=1.0)  # dropout before the head's output layer
+    loss: str | None = None  # checked against the kind by TaskSpec; default: the kind's first loss
+    # similarity: the gold scores' [low, high], mapped linearly onto [0, 1] (e.g. [0, 5] for STS-B)
     score_range: list[float] = opt(factory=lambda: [0.0, 1.0], length=2)
     contrastive_scale: float = opt(20.0, gt=0.0)  # similarity: scale of the contrastive/cosent/angle losses
     # classification, multilabel, token: "balanced" or {label: weight} (checked by TaskSpec)
     class_weights: Any = None
-    label_smoothing: float = opt(0.0, ge=0.0, lt=1.0)
-    # Shorthand data options (and those of DataOptions), used when the task has its own files.
+    label_smoothing: float = opt(0.0, ge=0.0, lt=1.0)  # classification, multilabel, token: label smoothing of the loss
+    # The task's own training file: a one-task dataset, read with the data options (the shorthand for
+    # a datasets[] entry that labels only this task).
     train: str | None = None
     label_column: str | None = None  # default: the kind's (label, tags, labels, score)
     weight: float = opt(1.0, ge=0.0)  # used by the static and loss_scale weightings
@@ -167,7 +170,7 @@ class DatasetConfig(DataOptions, Checked):
     def section_path(self) -> str:
         return f"datasets[{_name(self.name)}]"
 
-    name: str
+    name: str  # the dataset's name in messages, and the key of its data given in Python
     train: str | None = None  # required unless the data is given in Python (polyhead.train(data=...))
     # task name -> column (classification label, token tag list) holding that task's label
     labels: dict[str, str] = field(default_factory=dict)
@@ -179,14 +182,14 @@ class FreezeConfig(Checked):
 
     SECTION: typing.ClassVar[str] = "freeze"
 
-    all: bool = False
-    encoder: bool = False
-    embeddings: bool = False
-    layers: int = opt(0, ge=0)
-    heads: list[str] = field(default_factory=list)
+    all: bool = False  # nothing trains, heads included: the model is evaluated and saved as it starts
+    encoder: bool = False  # the whole encoder is frozen (a fixed feature extractor, no dropout); the heads train
+    embeddings: bool = False  # freeze the backbone's embedding layer
+    layers: int = opt(0, ge=0)  # freeze the lowest N transformer layers
+    heads: list[str] = field(default_factory=list)  # freeze these tasks' heads (their losses still train the encoder)
     # ULMFiT-style: start with heads only, unfreeze one more layer group (top first) every N units.
     gradual_unfreezing: int | None = opt(None, ge=1)
-    gradual_unit: str = opt("epoch", choices=GRADUAL_UNITS)
+    gradual_unit: str = opt("epoch", choices=GRADUAL_UNITS)  # what gradual_unfreezing counts: epochs or optimiser steps
 
 
 @dataclass
@@ -195,34 +198,42 @@ class TrainingConfig(Checked):
 
     SECTION: typing.ClassVar[str] = "training"
 
-    epochs: int = opt(3, ge=1)
-    max_steps: int | None = opt(None, ge=1)
-    batch_size: int = opt(32, ge=1)
-    lr: float = opt(5e-5, gt=0.0)
+    epochs: int = opt(3, ge=1)  # passes over the training data (an epoch is steps_per_epoch batches)
+    max_steps: int | None = opt(None, ge=1)  # stop after this many optimiser steps if the epochs would take more
+    batch_size: int = opt(32, ge=1)  # examples per batch (a batch comes from one dataset; its batch_size wins)
+    lr: float = opt(5e-5, gt=0.0)  # the encoder's peak learning rate (AdamW), reached after warmup
     # Fresh heads start from random weights; the pretrained encoder should move slowly. Default:
     # HEAD_LR_RATIO x lr (benchmarks/results/head-lr.json; docs/training.md, "Learning rates").
     head_lr: float | None = opt(None, gt=0.0)
     layer_decay: float = opt(1.0, gt=0.0, le=1.0)  # lr x decay^(depth from the top layer)
-    weight_decay: float = opt(0.01, ge=0.0)
-    warmup_ratio: float = opt(0.1, ge=0.0, lt=1.0)
-    scheduler: str = opt("linear", choices=SCHEDULERS)
+    weight_decay: float = opt(0.01, ge=0.0)  # AdamW's weight decay (none on biases and norms)
+    warmup_ratio: float = opt(0.1, ge=0.0, lt=1.0)  # share of the optimiser steps with a linear warmup from 0
+    scheduler: str = opt("linear", choices=SCHEDULERS)  # after warmup: linear or cosine decay to 0, or constant
     grad_clip: float | None = opt(1.0, gt=0.0)  # null: no clipping
-    grad_accum: int = opt(1, ge=1)
-    seed: int = opt(42, ge=0, le=_SEED_MAX)
+    grad_accum: int = opt(1, ge=1)  # batches whose gradients add up to one optimiser step
+    seed: int = opt(42, ge=0, le=_SEED_MAX)  # seeds the heads' initial weights, dropout, sampling, max_examples subsets
+    # Which dataset each batch comes from: round_robin (equal shares), proportional (to its number of
+    # batches) or temperature (proportional to batches^(1/temperature)).
     sampling: str = opt("proportional", choices=STRATEGIES)
-    temperature: float = opt(2.0, gt=0.0)
-    steps_per_epoch: int | None = opt(None, ge=1)
+    temperature: float = opt(2.0, gt=0.0)  # sampling: temperature's T (1: proportional; larger: closer to equal)
+    steps_per_epoch: int | None = opt(None, ge=1)  # batches per epoch; default: the number of batches in the training data
+    # How the tasks' losses combine into one (docs/training.md, "The loop"); static and loss_scale use
+    # each task's weight.
     weighting: str = opt("equal", choices=_weightings)
+    # The weighting method's own options, e.g. {weights: {task: weight}} for static (default: each
+    # task's weight).
     weighting_options: dict[str, Any] = field(default_factory=dict)
-    # The same names as inference: fp32, bf16, fp16, or auto (bf16 where the hardware has it).
+    # Training's precision, with the same names as inference: fp32, bf16, fp16, or auto (bf16 where
+    # the hardware has it).
     precision: str = opt("fp32", choices=PRECISIONS)
     eval_every: int | None = opt(None, ge=1)  # steps; default: once per epoch
-    eval_batch_size: int = opt(64, ge=1)
+    eval_batch_size: int = opt(64, ge=1)  # texts per batch when scoring (no effect on training)
     # Diagnostics only: also score the test split at every evaluation (curves.csv rows of type
     # eval-test). Test scores never pick a checkpoint; leave off for real model selection work.
     eval_test: bool = False
-    # mean; min-relative (the worst task's dev score over its reference: select_reference, else the
-    # best that task reached so far in this run); or TASK.METRIC (e.g. ner.entity_f1)
+    # The dev score that picks the kept model: mean (of each task's main metric); min-relative (the
+    # worst task's dev score over its reference: select_reference, else the best that task reached so
+    # far in this run); or TASK.METRIC (e.g. ner.entity_f1)
     select_metric: str = "mean"
     select_reference: dict[str, float] = field(default_factory=dict)  # task -> dev score, e.g. single-task's
     # Second stage: refit the per-text heads on the trained encoder, frozen (cached features), keeping
@@ -235,14 +246,14 @@ class TrainingConfig(Checked):
     # the encoder's first updates follow a fitted head, not a random one). Heads taken from
     # init_from or frozen by freeze.heads keep their weights.
     init_heads: str = opt("random", choices=HEAD_INITS)
-    early_stopping_patience: int | None = opt(None, ge=1)
+    early_stopping_patience: int | None = opt(None, ge=1)  # stop after this many evaluations without a better dev score
     checkpoint_every: int | None = opt(None, ge=1)  # steps; default: once per epoch
     # Also a checkpoint whenever this many minutes passed since the last one: bounds the work a
     # hard kill (out of memory, a preemption without warning) can cost. SIGTERM/SIGINT always
     # write one (docs/training.md, "Stopping and resuming").
     checkpoint_every_minutes: float | None = opt(None, gt=0)
     keep_checkpoints: bool = False  # keep checkpoints after a successful run
-    log_every: int = opt(10, ge=1)
+    log_every: int = opt(10, ge=1)  # optimiser steps between loss rows in curves.csv (and tracker logs)
     # Experiment trackers, through Accelerate (training/trackers.py): tensorboard, mlflow, wandb, ...
     log_with: list[str] = field(default_factory=list)
     run_name: str | None = None  # what trackers call the run; default: the output folder's name
@@ -265,7 +276,8 @@ class TrainingConfig(Checked):
     # long as its neighbourhoods stay).
     anchor_target: str = opt("vectors", choices=ANCHOR_TARGETS)
     # Frozen encoder (freeze.encoder): each split is encoded once and the heads fit on the cached
-    # features (docs/training.md, "Frozen encoder").
+    # features (docs/training.md, "Frozen encoder"). auto: L-BFGS for linear heads, AdamW with early
+    # stopping for heads with a hidden layer; loop: the per-batch loop through the encoder.
     head_solver: str = opt("auto", choices=HEAD_SOLVERS)
     head_l2: float | None = opt(None, ge=0.0)  # L-BFGS's L2 penalty; None: picked on dev
     feature_cache: str = opt("disk", choices=FEATURE_CACHES)  # disk: OUTPUT/training/features (fp16)
@@ -309,8 +321,9 @@ class RunConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     freeze: FreezeConfig = field(default_factory=FreezeConfig)
     base_dir: str = "."  # relative data paths are resolved against the config file's folder
-    data: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    # `polyhead tune`'s search space: KEY -> SPEC (training/space.py); training ignores it.
+    data: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # training data given in Python
+    # `polyhead tune`'s search space: config key -> SPEC, one of float:LOW:HIGH, log:LOW:HIGH, int:LOW:HIGH,
+    # choice:A,B,... or a list of choices (training/space.py); training ignores it.
     search: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -405,7 +418,7 @@ def _from_mixed_precision(value: Any, where: str) -> str:
 
 # Keys accepted in place of a field: old name -> (field, conversion).
 ALIASES: dict[type, dict[str, tuple[str, Callable[[Any, str], Any]]]] = {
-    TrainingConfig: {"mixed_precision": ("precision", _from_mixed_precision)},
+    TrainingConfig: {"mixed_precision": ("precision", _from_mixed_precision)},  # no, bf16, fp16 -> fp32, bf16, fp16
 }
 
 
