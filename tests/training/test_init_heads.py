@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from polyhead import PolyheadError, load
-from polyhead.training import loop
+from polyhead.training import loop, refit
 from polyhead.training.build import build_model
 from polyhead.training.config import load_config
 from polyhead.training.data import build_sources
@@ -60,13 +60,13 @@ def test_random_heads_are_the_default_and_differ_from_the_fit(tmp_path):
 
 def test_frozen_heads_and_heads_from_init_from_keep_their_weights(tmp_path, monkeypatch):
     fitted_names: list[list[str]] = []
-    real = loop.fit_frozen_heads
+    real = refit.fit_frozen_heads
 
     def spy(model, sources, names, **kwargs):
         fitted_names.append(list(names))
         return real(model, sources, names, **kwargs)
 
-    monkeypatch.setattr(loop, "fit_frozen_heads", spy)
+    monkeypatch.setattr(refit, "fit_frozen_heads", spy)
     cfg = _cfg(tmp_path / "a", *STILL, "training.init_heads=fit", "freeze.heads=[ner]")
     train(cfg, tmp_path / "a" / "out", progress=False)
     assert fitted_names == [["topic"]]  # the similarity head has nothing to fit; ner is frozen
@@ -80,7 +80,7 @@ def test_frozen_heads_and_heads_from_init_from_keep_their_weights(tmp_path, monk
 def test_a_resumed_run_does_not_fit_again(tmp_path, monkeypatch):
     cfg = _cfg(tmp_path, "training.init_heads=fit")
     calls: list[str] = []
-    monkeypatch.setattr(loop, "fit_frozen_heads", lambda *a, **k: calls.append("fit"))
+    monkeypatch.setattr(refit, "fit_frozen_heads", lambda *a, **k: calls.append("fit"))
     from polyhead.training.devices import make_accelerator
     accelerator = make_accelerator("no", "cpu")
     loop.build_run(cfg, tmp_path / "out", accelerator, lambda m: None, resume=True)

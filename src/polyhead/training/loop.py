@@ -37,8 +37,8 @@ from .devices import make_accelerator
 from .distill import Distiller
 from .evaluation import evaluate, headline, plot_curves, selection_reference, summarize, write_training_files
 from .freezing import GradualUnfreezer, apply_freezing, param_groups
-from .frozen import fit_frozen_heads, train_frozen, uses_feature_cache
-from .refit import refit_heads, tune_decisions_on_dev
+from .frozen import train_frozen, uses_feature_cache
+from .refit import fit_heads_first, refit_heads, tune_decisions_on_dev
 from .sampling import TaskSampler
 from .signals import GracefulStop
 from .state import TrainResult, TrainState
@@ -269,11 +269,9 @@ def build_run(cfg: RunConfig, out: Path, accelerator: Any, say: Callable[[str], 
     sources, specs = build_sources(cfg)
     for line in describe(sources):
         say(line)
-    inherited: set[str] = set()
-    model = build_model(cfg, specs, accelerator.device, inherited)
+    model = build_model(cfg, specs, accelerator.device, inherited := set())
     static_frozen = apply_freezing(model, cfg.freeze)
-    if tr.init_heads == "fit" and not resume:  # a resumed run restores its heads from the checkpoint
-        fit_heads_first(model, sources, cfg, inherited, say)
+    fit_heads_first(model, sources, cfg, inherited, say, resume)  # training.init_heads: fit
     weighting = make_weighting(cfg, list(specs))
     groups = param_groups(model, tr, extra=list(weighting.parameters()))
     trainable = sum(p.numel() for g in groups for p in g["params"])
@@ -308,25 +306,6 @@ def build_run(cfg: RunConfig, out: Path, accelerator: Any, say: Callable[[str], 
         objective, optimizer = accelerator.prepare(objective, optimizer)
     return Run(cfg, out, accelerator, say, sources, specs, model, weighting, objective, optimizer, scheduler, groups,
                batches, sampler, unfreezer, total_steps, trainable, distiller, probe)
-
-
-def fit_heads_first(model: MultiTaskModel, sources: list[Source], cfg: RunConfig, inherited: set[str],
-                    say: Callable[[str], None]) -> None:
-    """training.init_heads: fit: each fresh head that can be fit on cached features (frozen_fit) is
-    first fit on the starting encoder, frozen, with the frozen-head solvers (train split; l2 picked
-    on dev), then trained jointly as usual. Heads from init_from and heads the config freezes keep
-    their weights. Every process fits the same heads from the same data and seed (several
-    processes: DDP then copies rank 0's weights to the others when the model is wrapped)."""
-    if cfg.freeze.all:
-        return
-    tr = cfg.training
-    names = [t for t, spec in model.tasks.items()
-             if kind_of(spec.kind).frozen_fit and t not in inherited and t not in cfg.freeze.heads]
-    if not names:
-        return
-    say(f"fitting {', '.join(names)} on the starting encoder first (training.init_heads: fit)")
-    fit_frozen_heads(model, sources, names, solver=tr.head_solver, l2=tr.head_l2, head_lr=tr.head_lr,
-                     weight_decay=tr.weight_decay, seed=tr.seed, progress=False, say=say, score_test=False)
 
 
 # -- 4. resume ----------------------------------------------------------------------------------

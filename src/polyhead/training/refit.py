@@ -1,6 +1,7 @@
-"""The optional second stage of joint training (training.refit_heads): after the loop, each
-per-text head is refit on the trained encoder, now frozen, with the frozen-head solvers on cached
-features (frozen.py), and kept only where it scores better on dev than the jointly trained head.
+"""Heads fit on a frozen encoder around joint training, with the frozen-head solvers on cached
+features (frozen.py): before the loop, on the starting encoder (training.init_heads: fit), and the
+optional second stage after it (training.refit_heads), where each per-text head is refit on the
+trained encoder and kept only where it scores better on dev than the jointly trained head.
 """
 from __future__ import annotations
 
@@ -44,6 +45,25 @@ def refit_heads(model: MultiTaskModel, sources: list[Source], cfg: RunConfig, sa
             lines[t] = f"{t}: refit head kept (dev {metric} {was:.4f} -> {now:.4f})"
         say(lines[t])
     return lines
+
+
+def fit_heads_first(model: MultiTaskModel, sources: list[Source], cfg: RunConfig, inherited: set[str],
+                    say: Callable[[str], None], resume: bool = False) -> None:
+    """training.init_heads: fit: each fresh head that can be fit on cached features (frozen_fit) is
+    first fit on the starting encoder, frozen, with the frozen-head solvers (train split; l2 picked
+    on dev), then trained jointly as usual. Heads from init_from and heads the config freezes keep
+    their weights. Every process fits the same heads from the same data and seed (several
+    processes: DDP then copies rank 0's weights to the others when the model is wrapped)."""
+    tr = cfg.training
+    if tr.init_heads != "fit" or resume or cfg.freeze.all:  # a resumed run restores its heads from the checkpoint
+        return
+    names = [t for t, spec in model.tasks.items()
+             if kind_of(spec.kind).frozen_fit and t not in inherited and t not in cfg.freeze.heads]
+    if not names:
+        return
+    say(f"fitting {', '.join(names)} on the starting encoder first (training.init_heads: fit)")
+    fit_frozen_heads(model, sources, names, solver=tr.head_solver, l2=tr.head_l2, head_lr=tr.head_lr,
+                     weight_decay=tr.weight_decay, seed=tr.seed, progress=False, say=say, score_test=False)
 
 
 def tune_decisions_on_dev(model: MultiTaskModel, sources: list[Source], cfg: RunConfig, say: Callable[[str], None]) -> None:
