@@ -542,12 +542,14 @@ def test_resume_continues_a_benchmark_killed_before_any_run_finished(configs: di
 
 def test_committed_results_name_no_machine_path():
     """Results files are read on other machines: paths in them are relative to the repository
-    (or $TMPDIR), never this checkout's or a temporary folder's absolute path."""
+    (or $TMPDIR), never this checkout's or a temporary folder's absolute path; archive/ included."""
     import re
 
     results = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
     absolute = re.compile(r"(?<![\w$.])/(?:work|tmp|home|root|Users|mnt|var/folders)/")
-    offenders = [f"{p.name}:{n}" for p in sorted(results.glob("*")) if p.suffix in (".json", ".md", ".csv")
+    files = sorted(p for p in results.rglob("*") if p.is_file() and p.suffix in (".json", ".md", ".csv"))
+    assert any(p.parent.name == "archive" for p in files)  # the archived results are checked too
+    offenders = [f"{p.relative_to(results)}:{n}" for p in files
                  for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if absolute.search(line)]
     assert not offenders, f"absolute machine paths in {len(offenders)} line(s), e.g. {offenders[:5]}"
 
