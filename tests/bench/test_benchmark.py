@@ -197,6 +197,37 @@ def test_merge_combines_separate_invocations(tmp_path: Path) -> None:
     assert {(r["run"], r["task"]): r["value"] for r in again["records"]}[("untrained", "stsb")] == 0.83
 
 
+def test_results_go_to_the_output_folder_unless_a_results_dir_is_given(tmp_path: Path, monkeypatch) -> None:
+    """A benchmark, study or --merge never writes into benchmarks/results/ unless told to: by default
+    its accumulating results file is in its --output-dir's results/ folder."""
+    from polyhead.bench.results import IN_OUTPUT_DIR, MERGE_RESULTS_DIR, results_folder
+    from polyhead.cli import build_parser
+    from polyhead.cli.commands import cmd_benchmark
+
+    parse = build_parser().parse_args
+    assert parse(["benchmark"]).results_dir == IN_OUTPUT_DIR
+    assert results_folder(IN_OUTPUT_DIR, "runs/x") == Path("runs/x/results")
+    assert results_folder("benchmarks/results", "runs/x") == Path("benchmarks/results")
+    assert results_folder(None, "runs/x") is None
+    a = tmp_path / "a.json"
+    a.write_text(json.dumps(_doc("polyhead benchmark --runs untrained", "2026-01-01", [("untrained", "stsb", "spearman", 0.82)])))
+    monkeypatch.chdir(tmp_path)
+    assert cmd_benchmark(parse(["benchmark", "--merge", str(a)])) == 0
+    assert (tmp_path / MERGE_RESULTS_DIR / "benchmark.json").is_file()
+    assert cmd_benchmark(parse(["benchmark", "--merge", str(a), "--output-dir", "mine"])) == 0
+    assert (tmp_path / "mine" / "results" / "benchmark.json").is_file()
+    assert cmd_benchmark(parse(["benchmark", "--merge", str(a), "--results-dir", "benchmarks/results"])) == 0
+    assert (tmp_path / "benchmarks" / "results" / "benchmark.json").is_file()  # only when asked
+
+
+def test_benchmark_results_file_defaults_to_the_output_folder(configs: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "out", quick=True, runs=["untrained"], tasks=["stsb"],
+                     log=lambda m: None)
+    assert (tmp_path / "out" / "results" / "benchmark-quick.json").is_file()
+    assert not (tmp_path / "benchmarks").exists()
+
+
 def test_merge_refuses_subsets_and_garbage(tmp_path: Path) -> None:
     sub = tmp_path / "sub.json"
     sub.write_text(json.dumps(_doc("polyhead benchmark --quick", "d", [], subset="3% of train")))
