@@ -15,9 +15,11 @@ RESULTS = ROOT / "benchmarks" / "results"
 ARCHIVE = RESULTS / "archive"
 NOT_RESULTS = {"README.md"}  # the folder's own description
 TEXT = {".md", ".py", ".yaml", ".yml", ".json", ".txt", ".toml", ".cfg", ".js", ".html"}
-# A path ending in results/NAME (benchmarks/results/x.json, ../benchmarks/results/x.md), or a Path
-# joined as "benchmarks" / "results" / "x.json"; NAME may be a pattern: retention-*.json, soak-<backend>.json.
-REFERENCE = re.compile(r"""(?:results/|["']benchmarks["']\s*/\s*["']results["']\s*/\s*["'])([\w.*<>-]+\.(?:json|md|csv))""")
+# benchmarks/results/NAME (also ../benchmarks/results/NAME), results/NAME at the start of a path (as
+# benchmarks/README.md writes it; not runs/results/NAME, which is elsewhere), or a Path joined as
+# "benchmarks" / "results" / "NAME"; NAME may be a pattern: retention-*.json, soak-<backend>.json.
+REFERENCE = re.compile(r"""(?:benchmarks/results/|(?<![\w./-])results/|["']benchmarks["']\s*/\s*["']results["']\s*/\s*["'])"""
+                       r"""([\w.*<>-]+\.(?:json|md|csv))""")
 
 
 def current_sources() -> list[Path]:
