@@ -9,7 +9,8 @@ with `model.batch_tokens` set to none and 1,024 ... 8,192. Texts are length-sort
 the cap only splits a batch whose longest text times its size exceeds it. Also reported: the
 share of padded tokens (tokens the model computes but that are padding) for each setting.
 Rounds interleave the settings; each cell is the median of the rounds and each ratio the
-median of per-round ratios to "no cap". Writes benchmarks/results/batch-tokens-<cpu>-<threads>t.json.
+median of per-round ratios to "no cap". Writes runs/results/batch-tokens-<cpu>-<threads>t.json, or --json
+(benchmarks/results/batch-tokens-amd-epyc-2t.json is the committed run).
 """
 from __future__ import annotations
 
@@ -104,7 +105,8 @@ def main() -> int:
                     results["cells"].append(cell)
                 row = " ".join(f"{c['batch_tokens']}:{c['texts_per_s']:.0f} ({c['x_no_cap']:.2f}x)" for c in results["cells"][-len(CAPS):])
                 print(f"{wl:<6} batch {bs:<4} {name:<13} {row}", flush=True)
-    out = Path(args.json) if args.json else Path(__file__).resolve().parent / "results" / f"batch-tokens-{cpu_slug()}-{args.threads}t.json"
+    out = Path(args.json) if args.json else Path(__file__).resolve().parents[1] / "runs" / "results" / f"batch-tokens-{cpu_slug()}-{args.threads}t.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {out}")
     return 0

@@ -27,7 +27,7 @@ intra_op_num_threads and OpenVINO's INFERENCE_NUM_THREADS are set to the same --
 (default: os.cpu_count()).
 
 Results go to stdout and, as JSON, to --json (default
-benchmarks/results/encode-<cpu>-<threads>t.json; with --quick ...-<threads>t-quick.json): the
+runs/results/encode-<cpu>-<threads>t.json; with --quick ...-<threads>t-quick.json): the
 command, date, machine, and per workload x batch size x backend the texts/s of every round, their
 median, the median of the per-round ratios to st-fp32 (and st-bf16), embedding parity against
 st-fp32 (max |diff|, min cosine); STS-B test Spearman per backend.
@@ -280,8 +280,8 @@ def spearman_stsb(fn, bs: int = 64) -> float:
 
 
 def default_json(threads: int, quick: bool) -> Path:
-    """benchmarks/results/encode-<cpu>-<threads>t.json (a --quick smoke run: ...-quick.json)."""
-    return Path(__file__).resolve().parent / "results" / f"encode-{cpu_slug()}-{threads}t{'-quick' if quick else ''}.json"
+    """runs/results/encode-<cpu>-<threads>t.json (a --quick smoke run: ...-quick.json), outside the repository."""
+    return Path(__file__).resolve().parents[1] / "runs" / "results" / f"encode-{cpu_slug()}-{threads}t{'-quick' if quick else ''}.json"
 
 
 def parity(out: np.ndarray, ref: np.ndarray) -> dict[str, float]:
@@ -307,7 +307,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="1 round, fewer texts (a smoke run)")
     ap.add_argument("--work", default=None, help="cache folder for the ONNX and OpenVINO exports (default: a temp folder)")
     ap.add_argument("--json", default=None,
-                    help="write the results as JSON here (default: benchmarks/results/encode-<cpu>-<threads>t.json, "
+                    help="write the results as JSON here (default: runs/results/encode-<cpu>-<threads>t.json, "
                          "with --quick ...-quick.json); '-' writes none")
     args = ap.parse_args()
     if args.quick:

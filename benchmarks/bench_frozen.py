@@ -608,7 +608,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--uncached", default="trec,sentiment,csv", help="tasks that also run the old uncached loop")
     p.add_argument("--quick", action="store_true", help=f"a subset of each split (train/dev/test {QUICK})")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads (and OMP_NUM_THREADS for `polyhead train`)")
-    p.add_argument("--out", default="benchmarks/results/frozen.json", help="results JSON (a .md table is written beside it)")
+    p.add_argument("--out", default="runs/results/frozen.json",
+                   help="results JSON, a .md table beside it (default runs/results/frozen.json; benchmarks/results/frozen.json is the committed one)")
     p.add_argument("--merge", action="store_true", help="update the tasks/parts of an existing --out instead of replacing it")
     p.add_argument("--combine", nargs="+", metavar="JSON", help="only merge these results files (tasks and runs) into --out and its table")
     p.add_argument("--work", default="/tmp/polyhead-bench-frozen", help="configs, the CSV task's files and the runs")
@@ -628,6 +629,7 @@ def main(argv: list[str] | None = None) -> int:
             report["tasks"].update(r["tasks"])
             report["runs"] += r.get("runs", [])
         report["seconds"] = sum(r.get("seconds", 0.0) for r in parts)
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2, default=float) + "\n")
         out.with_suffix(".md").write_text(markdown(report))
         print(markdown(report))

@@ -30,7 +30,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config overrides")
-    ap.add_argument("--out", default="benchmarks/results/head-lr.json")
+    ap.add_argument("--out", default="runs/results/head-lr.json",
+                    help="default runs/results/head-lr.json; benchmarks/results/head-lr.json is the committed one")
     args = ap.parse_args()
 
     import torch

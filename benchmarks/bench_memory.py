@@ -10,7 +10,7 @@ takes about an hour on 2 cores, so the large sizes use a tiny random BERT (2 lay
 with the real tokenizer: the memory behaviour under test (chunked reading, one shard in memory,
 shards written and dropped) is the same code; the real encoder is run on the smaller sizes.
 
-Results go to stdout and, as JSON, to --json (default benchmarks/results/memory-<cpu>.json; '-'
+Results go to stdout and, as JSON, to --json (default runs/results/memory-<cpu>.json; '-'
 writes none): command, date, machine, threads, load average at start and end, and one row per
 (encoder, lines) with the columns of the table in docs/speed.md section 3.
 """
@@ -106,10 +106,10 @@ def run(model: str, path: Path, out: Path, precision: str, threads: int) -> dict
 
 
 def default_json() -> Path:
-    """benchmarks/results/memory-<cpu>.json (peak memory does not depend on the thread count)."""
+    """runs/results/memory-<cpu>.json (peak memory does not depend on the thread count), outside the repository."""
     from bench_encode import cpu_slug
 
-    return Path(__file__).resolve().parent / "results" / f"memory-{cpu_slug()}.json"
+    return Path(__file__).resolve().parents[1] / "runs" / "results" / f"memory-{cpu_slug()}.json"
 
 
 def main() -> int:
@@ -120,7 +120,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--work", default=None, help="folder for the generated file and shards (default: a temp folder)")
     ap.add_argument("--json", default=None,
-                    help="write the results as JSON here (default: benchmarks/results/memory-<cpu>.json); '-' writes none")
+                    help="write the results as JSON here (default: runs/results/memory-<cpu>.json); '-' writes none")
     args = ap.parse_args()
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

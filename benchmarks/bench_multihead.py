@@ -13,7 +13,7 @@ very same weights as the joint model, and the script checks that both give the s
 
 Rounds alternate the order (joint first, then separate first, ...); the ratio is the median of
 the per-round ratios (separate seconds / joint seconds in the same round). Results go to stdout
-and, as JSON, to --json (default benchmarks/results/multihead-<cpu>-<threads>t.json; '-' writes
+and, as JSON, to --json (default runs/results/multihead-<cpu>-<threads>t.json; '-' writes
 none): command, date, machine, threads, load average at start and end, and per precision the
 seconds of every round, the per-round ratios, their median and the equality report.
 """
@@ -107,10 +107,10 @@ def check_equal(joint_out, separate_out, atol: float) -> str:
 
 
 def default_json(threads: int) -> Path:
-    """benchmarks/results/multihead-<cpu>-<threads>t.json."""
+    """runs/results/multihead-<cpu>-<threads>t.json, outside the repository."""
     from bench_encode import cpu_slug
 
-    return Path(__file__).resolve().parent / "results" / f"multihead-{cpu_slug()}-{threads}t.json"
+    return Path(__file__).resolve().parents[1] / "runs" / "results" / f"multihead-{cpu_slug()}-{threads}t.json"
 
 
 def main() -> int:
@@ -121,7 +121,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
     ap.add_argument("--json", default=None,
-                    help="write the results as JSON here (default: benchmarks/results/multihead-<cpu>-<threads>t.json); "
+                    help="write the results as JSON here (default: runs/results/multihead-<cpu>-<threads>t.json); "
                          "'-' writes none")
     args = ap.parse_args()
 

@@ -16,8 +16,8 @@ time of the full run, what a user waits for) and steady (the extra texts / the e
 start-up removed, what decides a 10^8-text job). Ratios are against local-1xN. The inputs are the
 same texts: one .txt file for the local engine, the same lines split into --files .txt files for
 Ray (Ray Data hands whole files to actors as blocks; one file would keep one actor busy).
-Results: benchmarks/results/ray.json and ray.md. Run it alone (flock, as above): the timings are
-only meaningful on an otherwise idle machine.
+Results: runs/results/ray.json and ray.md (--results-dir benchmarks/results: the committed ones).
+Run it alone (flock, as above): the timings are only meaningful on an otherwise idle machine.
 """
 from __future__ import annotations
 
@@ -135,7 +135,8 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=16, help="input files for Ray (default 16)")
     ap.add_argument("--rounds", type=int, default=1, help="rounds; configs rotate order, medians are reported")
     ap.add_argument("--only", default=None, help="comma-separated subset of configurations")
-    ap.add_argument("--results-dir", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--results-dir", default=str(ROOT / "runs" / "results"),
+                    help="where ray.json and ray.md go (default runs/results; benchmarks/results holds the committed ones)")
     ap.add_argument("--note", default="", help="a remark stored with the results (e.g. 'machine busy')")
     args = ap.parse_args()
     if args.texts <= args.warm_texts:

@@ -9,8 +9,9 @@ Spearman on the STS-B test set (cosine of the two sentences' vectors, as `/simil
     python benchmarks/embedding_retention.py example --seeds 42,1,2
     python benchmarks/embedding_retention.py benchmark --seeds 42,1,2
 
-Writes benchmarks/results/retention-<set>.json (a row per arm and seed, plus per-arm means and
-sds) and .md; finished rows are kept, so an interrupted invocation continues where it stopped.
+Writes runs/results/retention-<set>.json, or --results (benchmarks/results/retention-<set>.json:
+the committed ones): a row per arm and seed, plus per-arm means and sds, and .md; finished rows
+are kept, so an interrupted invocation continues where it stopped.
 Needs `polyhead datasets fetch` (STS-B, and the benchmark set's data).
 """
 from __future__ import annotations
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="42,1,2")
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--output", default=None, help="run folders (default runs/retention/<set>)")
-    parser.add_argument("--results", default=None, help="results JSON (default benchmarks/results/retention-<set>.json)")
+    parser.add_argument("--results", default=None, help="results JSON (default runs/results/retention-<set>.json)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                         help="no training: add these results files' rows (e.g. seeds run in another process) to --results")
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown arm(s) {unknown}; choose from {', '.join(ARMS)}")
     out = Path(args.output or f"runs/retention/{args.task_set}")
-    results = Path(args.results or ROOT / "benchmarks" / "results" / f"retention-{args.task_set}.json")
+    results = Path(args.results or ROOT / "runs" / "results" / f"retention-{args.task_set}.json")
     doc: dict[str, Any] = json.loads(results.read_text()) if results.is_file() else {"rows": []}
     doc.update(task_set=args.task_set, seeds=seeds, machine=machine_description(),
                command="python " + shlex.join([os.path.relpath(sys.argv[0], ROOT), *(argv if argv is not None else sys.argv[1:])]),
@@ -181,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             doc.setdefault("merged", []).append({"file": os.path.relpath(path, ROOT), "command": other.get("command")})
         doc["rows"].sort(key=lambda r: (list(ARMS).index(r["arm"]), doc["seeds"].index(r["seed"]) if r["seed"] in doc["seeds"] else 99))
         doc["summary"] = summarise(doc["rows"])
+        results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text(json.dumps(doc, indent=1) + "\n")
         results.with_suffix(".md").write_text(markdown(doc))
         return 0

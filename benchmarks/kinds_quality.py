@@ -200,7 +200,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--work", default=None, help="folder for the runs (default: a temporary one)")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "kinds-quality.json"))
+    ap.add_argument("--out", default=str(ROOT / "runs" / "results" / "kinds-quality.json"),
+                    help="default runs/results/kinds-quality.json; benchmarks/results/kinds-quality.json is the committed one")
     args = ap.parse_args()
     from polyhead.bench.datasets import dataset_dir, fetch
     from polyhead.bench.harness import machine_description

@@ -24,7 +24,8 @@ What it does, on the bundled all-MiniLM-L6-v2 (offline):
   4. accuracy: min and mean cosine of each variant's normalised pooled embedding to fp32's on the
      mixed (and short) workload; STS-B test Spearman (cosine of the `sentence_embedding` output
      of sentence1 and sentence2, batch 32, against the gold score, 1,379 pairs);
-  5. writes benchmarks/results/ort-static-int8.json (or --json) and prints a Markdown table.
+  5. writes runs/results/ort-static-int8.json (or --json; benchmarks/results/ort-static-int8.json is the
+     committed one) and prints a Markdown table.
 
 Variants (all from the same fp32 export):
   fp32               the plain export (ORT fuses at load: FusedMatMul, SkipLayerNorm, BiasGelu)
@@ -80,7 +81,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_JSON = ROOT / "benchmarks" / "results" / "ort-static-int8.json"
+DEFAULT_JSON = ROOT / "runs" / "results" / "ort-static-int8.json"
 COMMAND = (
     "flock /tmp/cpu-timing.lock env HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 taskset -c 0 "
     ".venv/bin/python benchmarks/ort_static_int8.py"

@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--probe-train", type=int, default=None, help="cap on probe training examples per task (default: all)")
     ap.add_argument("--no-probe", action="store_true", help="STS-B only")
-    ap.add_argument("--output", default="benchmarks/results/pooling.json")
+    ap.add_argument("--output", default="runs/results/pooling.json",
+                    help="default runs/results/pooling.json; benchmarks/results/pooling.json is the committed one")
     args = ap.parse_args(argv)
     t0, started = time.time(), time.strftime("%Y-%m-%dT%H:%M:%S%z")
     names = ["stsb"] if args.no_probe else ["stsb", "trec", "sentiment"]

@@ -16,9 +16,9 @@ from /proc as often. Per bucket (a minute by default): throughput, p50/p99 laten
     HF_HUB_OFFLINE=1 OMP_NUM_THREADS=2 .venv/bin/python benchmarks/soak.py --backend torch
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/soak.py --backend openvino          # exports int8 first
 
-Writes benchmarks/results/soak-<backend>.json. Without --model-dir it builds the bundled
-all-MiniLM-L6-v2 with intent, sentiment, NER and a pair-classification head (untrained heads cost
-what trained ones cost).
+Writes runs/results/soak-<backend>.json, or --json (benchmarks/results/soak-<backend>.json: the
+committed runs). Without --model-dir it builds the bundled all-MiniLM-L6-v2 with intent,
+sentiment, NER and a pair-classification head (untrained heads cost what trained ones cost).
 """
 from __future__ import annotations
 
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--request-timeout", type=float, default=30.0, help="the server's per-request deadline")
     p.add_argument("--max-queue-texts", type=int, default=1024)
     p.add_argument("--routes", default=",".join(ROUTES), help="the routes of the mix (default: all; /pairs needs a pair head)")
-    p.add_argument("--json", type=Path, default=None, help="default benchmarks/results/soak-<backend>.json")
+    p.add_argument("--json", type=Path, default=None, help="default runs/results/soak-<backend>.json")
     args = p.parse_args(argv)
 
     pool = text_pool()
@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         "buckets": rows,
         "targets": targets(rec, rows, args),
     }
-    out = args.json or ROOT / "benchmarks" / "results" / f"soak-{args.backend}.json"
+    out = args.json or ROOT / "runs" / "results" / f"soak-{args.backend}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(f"capacity {capacity:.1f} req/s; steady {args.steady_load:g}x, overload {args.overload:g}x")

@@ -197,6 +197,37 @@ def test_merge_combines_separate_invocations(tmp_path: Path) -> None:
     assert {(r["run"], r["task"]): r["value"] for r in again["records"]}[("untrained", "stsb")] == 0.83
 
 
+def test_results_go_to_the_output_folder_unless_a_results_dir_is_given(tmp_path: Path, monkeypatch) -> None:
+    """A benchmark, study or --merge never writes into benchmarks/results/ unless told to: by default
+    its accumulating results file is in its --output-dir's results/ folder."""
+    from polyhead.bench.results import IN_OUTPUT_DIR, MERGE_RESULTS_DIR, results_folder
+    from polyhead.cli import build_parser
+    from polyhead.cli.commands import cmd_benchmark
+
+    parse = build_parser().parse_args
+    assert parse(["benchmark"]).results_dir == IN_OUTPUT_DIR
+    assert results_folder(IN_OUTPUT_DIR, "runs/x") == Path("runs/x/results")
+    assert results_folder("benchmarks/results", "runs/x") == Path("benchmarks/results")
+    assert results_folder(None, "runs/x") is None
+    a = tmp_path / "a.json"
+    a.write_text(json.dumps(_doc("polyhead benchmark --runs untrained", "2026-01-01", [("untrained", "stsb", "spearman", 0.82)])))
+    monkeypatch.chdir(tmp_path)
+    assert cmd_benchmark(parse(["benchmark", "--merge", str(a)])) == 0
+    assert (tmp_path / MERGE_RESULTS_DIR / "benchmark.json").is_file()
+    assert cmd_benchmark(parse(["benchmark", "--merge", str(a), "--output-dir", "mine"])) == 0
+    assert (tmp_path / "mine" / "results" / "benchmark.json").is_file()
+    assert cmd_benchmark(parse(["benchmark", "--merge", str(a), "--results-dir", "benchmarks/results"])) == 0
+    assert (tmp_path / "benchmarks" / "results" / "benchmark.json").is_file()  # only when asked
+
+
+def test_benchmark_results_file_defaults_to_the_output_folder(configs: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    bm.run_benchmark(configs["joint"], configs["single"], tmp_path / "out", quick=True, runs=["untrained"], tasks=["stsb"],
+                     log=lambda m: None)
+    assert (tmp_path / "out" / "results" / "benchmark-quick.json").is_file()
+    assert not (tmp_path / "benchmarks").exists()
+
+
 def test_merge_refuses_subsets_and_garbage(tmp_path: Path) -> None:
     sub = tmp_path / "sub.json"
     sub.write_text(json.dumps(_doc("polyhead benchmark --quick", "d", [], subset="3% of train")))
@@ -542,12 +573,14 @@ def test_resume_continues_a_benchmark_killed_before_any_run_finished(configs: di
 
 def test_committed_results_name_no_machine_path():
     """Results files are read on other machines: paths in them are relative to the repository
-    (or $TMPDIR), never this checkout's or a temporary folder's absolute path."""
+    (or $TMPDIR), never this checkout's or a temporary folder's absolute path; archive/ included."""
     import re
 
     results = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
     absolute = re.compile(r"(?<![\w$.])/(?:work|tmp|home|root|Users|mnt|var/folders)/")
-    offenders = [f"{p.name}:{n}" for p in sorted(results.glob("*")) if p.suffix in (".json", ".md", ".csv")
+    files = sorted(p for p in results.rglob("*") if p.is_file() and p.suffix in (".json", ".md", ".csv"))
+    assert any(p.parent.name == "archive" for p in files)  # the archived results are checked too
+    offenders = [f"{p.relative_to(results)}:{n}" for p in files
                  for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if absolute.search(line)]
     assert not offenders, f"absolute machine paths in {len(offenders)} line(s), e.g. {offenders[:5]}"
 

@@ -37,6 +37,7 @@ from .harness import (  # noqa: F401  (re-exported: the names this module had be
 )
 from .results import (  # noqa: F401  (re-exported: the names this module had before the split)
     DEFAULT_STUDY_SCENARIOS,
+    IN_OUTPUT_DIR,
     METRICS,
     QUALITY_SCENARIOS,
     REFERENCE,
@@ -50,6 +51,7 @@ from .results import (  # noqa: F401  (re-exported: the names this module had be
     markdown_table,
     merge_results,
     records_from,
+    results_folder,
     study_markdown,
 )
 from .results import stats as stats_of  # noqa: F401
@@ -60,7 +62,7 @@ def run_benchmark(
     config: str | Path = "configs/benchmark.yaml",
     single_dir: str | Path = "configs/single",
     output_dir: str | Path = "runs/benchmark/full",
-    results_dir: str | Path | None = "benchmarks/results",
+    results_dir: str | Path | None = IN_OUTPUT_DIR,
     quick: bool = False,
     tasks: Sequence[str] = TASKS,
     runs: Sequence[str] = RUNS,
@@ -83,6 +85,8 @@ def run_benchmark(
     force=True lets the run replace folders in output_dir that no earlier benchmark made.
     resume=True continues an interrupted invocation with the same arguments in output_dir: finished
     runs are kept, unfinished trainings continue from their last checkpoint (harness.carry_over).
+    results_dir: the folder whose results file adds up this kind of data's records across
+    invocations: by default output_dir/results; benchmarks/results for the committed figures; None: none.
     """
     say = log or (lambda m: print(f"polyhead benchmark: {m}", file=sys.stderr, flush=True))
     bad = [t for t in tasks if t not in TASKS] + [r for r in runs if r not in RUNS]
@@ -102,7 +106,8 @@ def run_benchmark(
         doc["seeds"] = list(seeds)
     # A subset run never touches the full figures: each kind of data has its own results file.
     name = "benchmark.json" if subset is None else "benchmark-quick.json" if subset == QUICK else "benchmark-subset.json"
-    results = ResultsWriter(out.root / "benchmark.json", None if results_dir is None else Path(results_dir) / name, markdown_table)
+    folder = results_folder(results_dir, out.root)
+    results = ResultsWriter(out.root / "benchmark.json", None if folder is None else folder / name, markdown_table)
 
     # The served embedding of every run's model is scored on the joint config's STS-B test pairs.
     try:

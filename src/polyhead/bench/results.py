@@ -354,7 +354,23 @@ def read_doc(path: Path) -> dict[str, Any]:
     return doc
 
 
-def merge_results(paths: Sequence[str | Path], results_dir: str | Path = "benchmarks/results") -> dict[str, Any]:
+# results_dir's default: the accumulating results file goes in the results/ folder of the run's own
+# output folder. The committed figures in benchmarks/results/ change only when a run is pointed
+# there (--results-dir benchmarks/results).
+IN_OUTPUT_DIR = "<output-dir>/results"
+# Where `--merge` writes by default: the results folder of the full benchmark's default output folder.
+MERGE_RESULTS_DIR = "runs/benchmark/full/results"
+
+
+def results_folder(results_dir: str | Path | None, output_dir: str | Path) -> Path | None:
+    """The folder of a run's accumulating results file: results_dir as given (None: no such file),
+    output_dir/results for IN_OUTPUT_DIR (the default)."""
+    if results_dir is None:
+        return None
+    return Path(output_dir) / "results" if str(results_dir) == IN_OUTPUT_DIR else Path(results_dir)
+
+
+def merge_results(paths: Sequence[str | Path], results_dir: str | Path = MERGE_RESULTS_DIR) -> dict[str, Any]:
     """Combine full-data benchmark.json files from separate invocations into results_dir/benchmark.json (+ .md).
 
     For runs made apart (e.g. the joint and single-task runs in parallel, one core each, each

@@ -29,7 +29,7 @@ from .harness import (
     start_run,
     train_job,
 )
-from .results import DEFAULT_STUDY_SCENARIOS, SCENARIOS, TASKS, ResultsWriter, study_markdown
+from .results import DEFAULT_STUDY_SCENARIOS, IN_OUTPUT_DIR, SCENARIOS, TASKS, ResultsWriter, results_folder, study_markdown
 from .subset import QUICK, STUDY, Subset
 
 FROZEN_HEAD_TASK = "sentiment"
@@ -80,7 +80,7 @@ def parse_recipe(text: str) -> tuple[str, list[str]]:
 def run_study(
     config: str | Path = "configs/benchmark.yaml",
     output_dir: str | Path = "runs/benchmark/study",
-    results_dir: str | Path | None = "benchmarks/results",
+    results_dir: str | Path | None = IN_OUTPUT_DIR,
     subset: Subset = STUDY,
     scenarios: Sequence[str] = DEFAULT_STUDY_SCENARIOS,
     overrides: Sequence[str] = (),
@@ -99,7 +99,8 @@ def run_study(
     seeds: repeat every run with each training seed (cells become mean ± sd); jobs: trainings run
     at once in separate processes (threads split between them); recipes: named override lists
     trained like scenarios. force=True lets the study replace folders in output_dir that no
-    earlier benchmark made. results_name: the results file's stem (default study / study-quick).
+    earlier benchmark made. results_name: the results file's stem (default study / study-quick), in
+    results_dir (default output_dir/results; benchmarks/results for the committed figures; None: none).
     resume=True continues an interrupted study with the same arguments (harness.carry_over).
     """
     say = log or (lambda m: print(f"polyhead study: {m}", file=sys.stderr, flush=True))
@@ -121,7 +122,8 @@ def run_study(
     if seeds:
         doc["seeds"] = list(seeds)
     name = results_name or ("study-quick" if subset == QUICK else "study")  # a quick study never overwrites the real one
-    results = ResultsWriter(out.root / "study.json", None if results_dir is None else Path(results_dir) / f"{name}.json", study_markdown)
+    folder = results_folder(results_dir, out.root)
+    results = ResultsWriter(out.root / "study.json", None if folder is None else folder / f"{name}.json", study_markdown)
     base = list(overrides)
     static = {
         # A frozen encoder has nothing to anchor (the recipe's anchor_weight is a config error there).

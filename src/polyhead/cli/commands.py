@@ -453,13 +453,14 @@ def cmd_datasets_list(args: argparse.Namespace) -> int:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     """Run the benchmark suite or the freezing study, or merge earlier results."""
     from ..bench import benchmark as bm
-    from ..bench.results import markdown_table, merge_results, study_markdown
+    from ..bench.results import markdown_table, merge_results, results_folder, study_markdown
 
     command = " ".join(["polyhead", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("polyhead") else None
     if args.merge:
         if args.study or args.quick or args.subset or args.resume:
             raise PolyheadError("--merge trains nothing and combines full-data results; drop --study/--quick/--subset/--resume")
-        print(markdown_table(merge_results(args.merge, args.results_dir)))
+        folder = results_folder(args.results_dir, args.output_dir or "runs/benchmark/full")  # default: MERGE_RESULTS_DIR
+        print(markdown_table(merge_results(args.merge, folder)))
         return 0
     seeds = bm.parse_seeds(args.seeds) if args.seeds else None
     if args.study:

@@ -416,7 +416,11 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted benchmark or study in --output-dir (give the same arguments again): "
                    "finished runs are kept, unfinished trainings continue from their last checkpoint")
-    p.add_argument("--results-dir", default="benchmarks/results", help="also write the JSON + Markdown here")
+    # polyhead.bench.results.IN_OUTPUT_DIR, spelled out: this module imports nothing heavy
+    p.add_argument("--results-dir", default="<output-dir>/results",
+                   help="also write the JSON + Markdown here, added to what that folder's file holds for the same "
+                   "data (default: the results/ folder of --output-dir; --merge: runs/benchmark/full/results); "
+                   "benchmarks/results updates the committed figures")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override every run's config (repeatable)")
     p.add_argument("--seeds", default=None, metavar="0,1,2",
                    help="repeat every trained run with each training seed; tables show mean ± sd over seeds")
