@@ -1,7 +1,7 @@
 """benchmarks/results/ holds the current results and archive/ the rest (benchmarks/results/README.md).
 
 A results file at the top level is current when a current source names it by path: README.md,
-the Markdown under docs/ except the research record (docs/choices.md, docs/research/),
+the Markdown under docs/ except the research record (docs/research/),
 benchmarks/README.md, configs/, src/polyhead/, benchmarks/*.py, or a test. A .json and the .md of
 the same stem count as one. Every file in archive/ has its line in archive/INDEX.md.
 """
@@ -25,7 +25,7 @@ REFERENCE = re.compile(r"""(?:benchmarks/results/|(?<![\w./-])results/|["']bench
 def current_sources() -> list[Path]:
     """The files whose references make a results file current."""
     docs = [p for p in sorted((ROOT / "docs").rglob("*.md"))
-            if p.name != "choices.md" and "research" not in p.relative_to(ROOT / "docs").parts]
+            if "research" not in p.relative_to(ROOT / "docs").parts]
     trees = [ROOT / "configs", ROOT / "src" / "polyhead", ROOT / "tests"]
     files = [p for tree in trees for p in sorted(tree.rglob("*")) if p.is_file() and p.suffix in TEXT]
     return [ROOT / "README.md", ROOT / "benchmarks" / "README.md", *docs, *sorted((ROOT / "benchmarks").glob("*.py")), *files]
