@@ -60,6 +60,14 @@ _PRECISIONS = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 EXTRA = "openvino"
 
 
+# The CPU plugin prepares kernels per input shape and keeps up to CPU_RUNTIME_CACHE_CAPACITY of
+# them (OpenVINO's default: 5000). polyhead pads each batch to its own longest text, so a server
+# sees a new shape for almost every batch, and the cache grew a soak's resident memory by half in
+# 20 minutes. 0 keeps none: memory stays flat (benchmarks/results/openvino-shape-cache.json has
+# the memory and the speed on one repeated shape, per setting).
+SHAPE_CACHE: int | None = 0
+
+
 def require_openvino(what: str = "the OpenVINO backend") -> Any:
     """The openvino module, or a one-line error naming the extra that installs it."""
     return require("openvino", EXTRA, what)
@@ -103,12 +111,15 @@ class OpenVinoModel(GraphModel):
         threads: int | None = None,
         precision: str = "auto",
         device: str = "CPU",
+        shape_cache: int | None = SHAPE_CACHE,
     ) -> "OpenVinoModel":
         """Load MODEL_DIR/openvino or an export folder.
 
         variant: fp32|int8 (default: the export's default); precision: auto (the plugin's choice
         for this CPU: bf16 where it has bf16 units, else fp32), fp32 (exact, within 1e-4 of
-        PyTorch), bf16 or fp16: the precision of the operations that are not int8.
+        PyTorch), bf16 or fp16: the precision of the operations that are not int8; shape_cache:
+        how many input shapes the CPU plugin keeps prepared kernels for (SHAPE_CACHE; None:
+        OpenVINO's own default, 5000).
         """
         ov = require_openvino()
         if precision != "auto" and precision not in _HINTS:
@@ -122,6 +133,8 @@ class OpenVinoModel(GraphModel):
             config["INFERENCE_NUM_THREADS"] = int(threads)
         if precision != "auto":
             config["INFERENCE_PRECISION_HINT"] = _HINTS[precision]
+        if shape_cache is not None and device.upper().startswith("CPU"):
+            config["CPU_RUNTIME_CACHE_CAPACITY"] = int(shape_cache)
         core = ov.Core()
         try:
             compiled = core.compile_model(core.read_model(str(xml)), device, config)
@@ -375,6 +388,7 @@ def export_openvino_folder(
     return export_openvino(load_exportable(src), out, quantize=quantize, calibration=calibration, force=force, protect=[src])
 
 
-def load_openvino(path: str | os.PathLike, variant: str | None = None, threads: int | None = None, precision: str = "auto") -> OpenVinoModel:
+def load_openvino(path: str | os.PathLike, variant: str | None = None, threads: int | None = None, precision: str = "auto",
+                  shape_cache: int | None = SHAPE_CACHE) -> OpenVinoModel:
     """Load an OpenVINO export (MODEL_DIR, MODEL_DIR/openvino, or any export folder)."""
-    return OpenVinoModel.load(path, variant=variant, threads=threads, precision=precision)
+    return OpenVinoModel.load(path, variant=variant, threads=threads, precision=precision, shape_cache=shape_cache)
