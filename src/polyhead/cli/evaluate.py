@@ -25,8 +25,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     missing = [t.name for t in cfg.tasks if t.name not in model.tasks]
     if missing:
         raise PolyheadError(f"the model has no task(s) {', '.join(missing)} (it has {', '.join(model.tasks)})")
-    for t in cfg.tasks:  # evaluate against the model's own label sets
+    for t in cfg.tasks:  # evaluate against the model's own label sets, with the prompts it was trained with
         t.labels = model.tasks[t.name].labels or None
+        t.prompt = model.tasks[t.name].prompt
     sources, _ = build_sources(cfg, splits=(args.split,))
     metrics = evaluate(model, sources, args.split, batch_size=args.batch_size)
     if not metrics:

@@ -30,6 +30,9 @@ class TaskSpec:
     # frequencies) or {label: weight}; None = every label weighs 1.
     class_weights: str | dict[str, float] | None = None
     label_smoothing: float = 0.0
+    # Text put before every input of this head (both texts of a pair), in training and prediction,
+    # e.g. "query: " for an e5 encoder. None: the text as given.
+    prompt: str | None = None
     # What the kind learned from data and saves with the head: regression targets' mean and std,
     # multi-label decision thresholds, resolved class weights.
     stats: dict[str, Any] = field(default_factory=dict)
@@ -69,6 +72,12 @@ class TaskSpec:
             unknown = sorted(set(self.class_weights) - set(self.labels)) if self.labels else []
             if unknown:
                 raise PolyheadError(f"task {self.name!r}: class_weights names unknown label(s) {', '.join(unknown)}")
+        if self.prompt is not None:
+            if not isinstance(self.prompt, str) or not self.prompt:
+                raise PolyheadError(f"task {self.name!r}: prompt must be a non-empty string (the text put before each input)")
+            if kind.token_level:
+                raise PolyheadError(f"task {self.name!r}: a {self.kind} task takes no prompt: its tags are aligned to the "
+                                    "words of the text itself")
         self.stats = dict(self.stats or {})
 
     @property

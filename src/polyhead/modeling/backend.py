@@ -4,7 +4,7 @@ streaming encoder call one API and never ask which backend they hold.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -64,6 +64,8 @@ def describe_tasks(tasks: dict[str, TaskSpec]) -> list[dict[str, Any]]:
     for name, spec in tasks.items():
         entry: dict[str, Any] = {"name": name, "kind": spec.kind, "labels": list(spec.labels or [])}
         entry.update(kind_of(spec.kind).facts(spec))
+        if spec.prompt:
+            entry["prompt"] = spec.prompt
         out.append(entry)
     return out
 
@@ -154,6 +156,34 @@ def prediction(
     return item
 
 
+def by_prompt(specs: dict[str, TaskSpec], names: Sequence[str]) -> dict[str, list[str]]:
+    """The tasks `names` grouped by their prompt ("" for none), in order: one encoder pass each."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(specs[name].prompt or "", []).append(name)
+    return groups
+
+
+def predict_by_prompt(one_pass: Callable[[list[str], list[str], bool], list[dict[str, Any]]], texts: list[str],
+                      specs: dict[str, TaskSpec], selected: list[str], embeddings: bool) -> list[dict[str, Any]]:
+    """`predict()` for either backend: `one_pass(texts, tasks, embeddings)` runs the encoder once
+    and the given heads. Heads with a prompt (TaskSpec.prompt) see each text with it in front, one
+    pass per distinct prompt; the embedding is always the text's own (the pass without a prompt)."""
+    groups = by_prompt(specs, selected)
+    if set(groups) <= {""}:
+        return one_pass(texts, selected, embeddings)
+    if embeddings:
+        groups.setdefault("", [])
+    results: list[dict[str, Any]] = [{"text": t} for t in texts]
+    for prompt, names in sorted(groups.items(), key=lambda g: g[0] != ""):  # the unprompted pass first
+        part = one_pass([prompt + t for t in texts] if prompt else texts, names, embeddings and not prompt)
+        for item, got in zip(results, part):
+            if "embedding" in got:
+                item["embedding"] = got["embedding"]
+            item.setdefault("tasks", {}).update(got["tasks"])
+    return results
+
+
 def check_pairs(pairs: Sequence[Sequence[str]]) -> tuple[list[str], list[str]]:
     """The first and second texts of pairs, each pair two strings; a one-line error otherwise."""
     firsts, seconds = [], []
@@ -194,9 +224,15 @@ def predict_pairs(model: Any, pairs: Sequence[Sequence[str]], tasks: Sequence[st
     """`predict_pairs()` for either backend: both sides encoded once, then every pair head."""
     firsts, seconds = check_pairs(pairs)
     names = pair_tasks(model.tasks, tasks)
-    a = model.encode(firsts, batch_size=batch_size) if firsts else np.zeros((0, 1), np.float32)
-    b = model.encode(seconds, batch_size=batch_size) if seconds else np.zeros((0, 1), np.float32)
-    return decode_pairs(model.tasks, states, names, firsts, a, seconds, b)
+    results: list[dict[str, Any]] = [{"pair": [x, y], "tasks": {}} for x, y in zip(firsts, seconds)]
+    for prompt, group in by_prompt(model.tasks, names).items():
+        # A head with a prompt sees both texts with it in front, as it was trained (not the model's default prompt).
+        xs, ys, extra = ([prompt + x for x in firsts], [prompt + y for y in seconds], {"prompt": ""}) if prompt else (firsts, seconds, {})
+        a = model.encode(xs, batch_size=batch_size, **extra) if xs else np.zeros((0, 1), np.float32)
+        b = model.encode(ys, batch_size=batch_size, **extra) if ys else np.zeros((0, 1), np.float32)
+        for item, got in zip(results, decode_pairs(model.tasks, states, group, firsts, a, seconds, b)):
+            item["tasks"].update(got["tasks"])
+    return results
 
 
 def paired_similarity(model: Any, texts_a: Sequence[str], texts_b: Sequence[str], batch_size: int = 32) -> np.ndarray:

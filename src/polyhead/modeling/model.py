@@ -19,7 +19,7 @@ from ..console import progress
 from ..errors import PolyheadError
 from ..io import read_json, replace_dir, write_bytes_atomic, write_error_reason, write_failure, write_json_atomic
 from .backbone import FIX_FOLDER, check_safetensors_file, hub_snapshot, load_checked_state
-from .backend import describe_encoder, paired_similarity, predict_pairs, prediction
+from .backend import by_prompt, describe_encoder, paired_similarity, predict_by_prompt, predict_pairs, prediction
 from .card import write_card
 from .encoder import Encoder, autocast_context
 from .heads import activate, build_head, per_text_tasks
@@ -146,21 +146,26 @@ class MultiTaskModel(nn.Module):
         texts = list(texts)
         selected = per_text_tasks(self.tasks, self._select(tasks))
         self.eval()
-        results: list[dict[str, Any] | None] = [None] * len(texts)
         device = self.device
-        with progress(len(texts), show_progress, "predicting") as bar:
-            for idx, enc in self.encoder.batches(texts, batch_size, offsets=True):
-                offsets = enc.pop("offset_mapping").tolist()
-                enc = {k: v.to(device) for k, v in enc.items()}
-                with autocast_context(self.encoder.precision, device):
-                    out = self.forward(**enc, tasks=selected)
-                emb = out["sentence_embedding"].float().cpu().numpy() if embeddings else None
-                probs = {name: activate(self.tasks[name], out["heads"][name].float().cpu().numpy()) for name in selected}
-                for row, i in enumerate(idx):
-                    row_probs = {name: probs[name][row] for name in selected}
-                    results[i] = prediction(texts[i], None if emb is None else emb[row], self.tasks, row_probs, offsets[row])
-                bar.update(len(idx))
-        return results  # type: ignore[return-value]
+        passes = max(1, len(set(by_prompt(self.tasks, selected)) | ({""} if embeddings else set())))  # one per prompt
+        with progress(len(texts) * passes, show_progress, "predicting") as bar:
+
+            def one_pass(inputs: list[str], names: list[str], with_embeddings: bool) -> list[dict[str, Any]]:
+                results: list[dict[str, Any] | None] = [None] * len(inputs)
+                for idx, enc in self.encoder.batches(inputs, batch_size, offsets=True):
+                    offsets = enc.pop("offset_mapping").tolist()
+                    enc = {k: v.to(device) for k, v in enc.items()}
+                    with autocast_context(self.encoder.precision, device):
+                        out = self.forward(**enc, tasks=names)
+                    emb = out["sentence_embedding"].float().cpu().numpy() if with_embeddings else None
+                    probs = {name: activate(self.tasks[name], out["heads"][name].float().cpu().numpy()) for name in names}
+                    for row, i in enumerate(idx):
+                        row_probs = {name: probs[name][row] for name in names}
+                        results[i] = prediction(inputs[i], None if emb is None else emb[row], self.tasks, row_probs, offsets[row])
+                    bar.update(len(idx))
+                return results  # type: ignore[return-value]
+
+            return predict_by_prompt(one_pass, texts, self.tasks, selected, embeddings)
 
     # -- persistence ------------------------------------------------------------------
     def config_dict(self) -> dict[str, Any]:

@@ -19,10 +19,12 @@ from ..errors import PolyheadError
 from ..io import read_json
 from ..modeling.backend import (
     CPU_BATCH_TOKENS,
+    by_prompt,
     check_texts,
     describe_encoder,
     length_sorted_batches,
     paired_similarity,
+    predict_by_prompt,
     predict_pairs,
     prediction,
 )
@@ -250,17 +252,22 @@ class GraphModel:
         """For each text: its embedding and every (or each chosen) head's prediction, in input order."""
         texts = check_texts(texts)
         selected = per_text_tasks(self.tasks, select_tasks(self.tasks, tasks))
-        names = (["sentence_embedding"] if embeddings else []) + [f"logits.{t}" for t in selected]
-        results: list[dict[str, Any] | None] = [None] * len(texts)
-        with progress(len(texts), show_progress, "predicting") as bar:
-            for idx, feed, offsets in self.batches(texts, batch_size, offsets=True):
-                outs = dict(zip(names, self._run(names, feed))) if names else {}
-                probs = {t: activate(self.tasks[t], outs[f"logits.{t}"]) for t in selected}
-                for row, i in enumerate(idx):
-                    emb = outs["sentence_embedding"][row] if embeddings else None
-                    results[i] = prediction(texts[i], emb, self.tasks, {t: probs[t][row] for t in selected}, offsets[row])
-                bar.update(len(idx))
-        return results  # type: ignore[return-value]
+        passes = max(1, len(set(by_prompt(self.tasks, selected)) | ({""} if embeddings else set())))  # one per prompt
+        with progress(len(texts) * passes, show_progress, "predicting") as bar:
+
+            def one_pass(inputs: list[str], chosen: list[str], with_embeddings: bool) -> list[dict[str, Any]]:
+                names = (["sentence_embedding"] if with_embeddings else []) + [f"logits.{t}" for t in chosen]
+                results: list[dict[str, Any] | None] = [None] * len(inputs)
+                for idx, feed, offsets in self.batches(inputs, batch_size, offsets=True):
+                    outs = dict(zip(names, self._run(names, feed))) if names else {}
+                    probs = {t: activate(self.tasks[t], outs[f"logits.{t}"]) for t in chosen}
+                    for row, i in enumerate(idx):
+                        emb = outs["sentence_embedding"][row] if with_embeddings else None
+                        results[i] = prediction(inputs[i], emb, self.tasks, {t: probs[t][row] for t in chosen}, offsets[row])
+                    bar.update(len(idx))
+                return results  # type: ignore[return-value]
+
+            return predict_by_prompt(one_pass, texts, self.tasks, selected, embeddings)
 
     def similarity(self, texts_a: Sequence[str], texts_b: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Cosine similarity of each pair (texts_a[i], texts_b[i])."""

@@ -156,6 +156,10 @@ class TaskConfig(DataOptions, Checked):
     # classification, multilabel, token: "balanced" or {label: weight} (checked by TaskSpec)
     class_weights: Any = None
     label_smoothing: float = opt(0.0, ge=0.0, lt=1.0)  # classification, multilabel, token: label smoothing of the loss
+    # Text put before every input of this task (both texts of a pair) in training, evaluation and
+    # prediction, e.g. "query: " for an e5 encoder (docs/encoders.md, "Prompts"). Tasks that read
+    # one dataset share their prompt; token tasks take none.
+    prompt: str | None = None
     # The task's own training file: a one-task dataset, read with the data options (the shorthand for
     # a datasets[] entry that labels only this task).
     train: str | None = None

@@ -227,7 +227,29 @@ def build_sources(cfg: RunConfig, splits: Sequence[str] = SPLITS) -> tuple[list[
             raise DataError(f"dataset {ds.name!r}: no labelled training examples in {src.paths.get('train')}")
         sources.append(src)
     specs = _label_sets(cfg, sources, kinds)
+    _put_prompts(sources, specs)
     return sources, specs
+
+
+def _put_prompts(sources: list[Source], specs: dict[str, TaskSpec]) -> None:
+    """Each dataset's texts with its tasks' prompt in front (TaskSpec.prompt): training, the
+    feature cache, evaluation and the retention probe then all see what prediction feeds the head.
+    A text is encoded once for all the tasks of its dataset, so they must share the prompt."""
+    for src in sources:
+        prompts = {specs[t].prompt for t in src.tasks if t in specs}
+        if len(prompts) > 1:
+            shown = ", ".join(f"{t} ({specs[t].prompt!r})" if specs[t].prompt else f"{t} (no prompt)" for t in src.tasks)
+            raise DataError(f"dataset {src.name!r} labels tasks with different prompts: {shown}; each text is encoded "
+                            "once for all the tasks of its dataset, so give them the same prompt (or split the dataset)")
+        prompt = next(iter(prompts), None)
+        if not prompt:
+            continue
+        for examples in src.splits.values():
+            for ex in examples:
+                if ex.pair is not None:
+                    ex.pair = (prompt + ex.pair[0], prompt + ex.pair[1])
+                else:
+                    ex.text = prompt + ex.text
 
 
 def _read_split(src: Source, path: Path, kinds: dict[str, type[Kind]]) -> tuple[list[Example], int]:
@@ -383,6 +405,7 @@ def _label_sets(cfg: RunConfig, sources: list[Source], kinds: dict[str, type[Kin
             contrastive_scale=t.contrastive_scale,
             class_weights=t.class_weights,
             label_smoothing=t.label_smoothing,
+            prompt=t.prompt,
         )
         spec.stats = kind.fit_stats(spec, train_labels)
         specs[t.name] = spec
