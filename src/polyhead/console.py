@@ -53,7 +53,14 @@ def progress(
     )
 
 
+def auto_precision_note(chosen: str) -> str:
+    """Why `auto` chose `chosen`, and how to get exact fp32 when it did not."""
+    if chosen == "fp32":
+        return "auto: no native bf16 here, so exact fp32"
+    return "auto; use --precision fp32 for exact fp32"
+
+
 def announce_precision(encoder: Any, requested: str) -> None:
     """Say which precision `auto` chose, so a user who needs exact fp32 knows to ask for it."""
     if requested == "auto":
-        say(f"precision {encoder.precision} on {encoder.device.type} (auto; use --precision fp32 for exact fp32)")
+        say(f"precision {encoder.precision} on {encoder.device.type} ({auto_precision_note(encoder.precision)})")

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any, Optional
 
-from ..console import say
+from ..console import auto_precision_note, say
 from ..errors import PolyheadError
 from .app import create_app
 from .servable import as_servable
@@ -159,9 +159,10 @@ def run_server(args: Any) -> int:
         settings.model_dir = getattr(args, "model_dir", None)
         app = create_app(model, settings)
         facts = app.state.facts
+        chosen = facts.get("precision") or "as exported"
         say(
-            f"precision {facts.get('precision') or 'as exported'} on {facts.get('device') or 'cpu'}"
-            + (" (auto; use --precision fp32 for exact fp32)" if precision == "auto" and settings.backend == "torch" else "")
+            f"precision {chosen} on {facts.get('device') or 'cpu'}"
+            + (f" ({auto_precision_note(chosen)})" if precision == "auto" and settings.backend == "torch" else "")
         )
         warning = security_warning(host, settings.api_key)
         if warning:

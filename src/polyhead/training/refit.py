@@ -40,7 +40,8 @@ def refit_heads(model: MultiTaskModel, sources: list[Source], cfg: RunConfig, sa
         was, now = (before.get(t) or {}).get(metric), (report.dev.get(t) or {}).get(metric)
         if was is None or now is None or now <= was:
             model.heads[t].load_state_dict(old[t])
-            lines[t] = f"{t}: kept the jointly trained head (dev {metric} {was} -> refit {now})"
+            shown = ["none" if v is None else f"{v:.4f}" for v in (was, now)]
+            lines[t] = f"{t}: kept the jointly trained head (dev {metric} {shown[0]} -> refit {shown[1]})"
         else:
             lines[t] = f"{t}: refit head kept (dev {metric} {was:.4f} -> {now:.4f})"
         say(lines[t])
