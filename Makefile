@@ -41,6 +41,10 @@ browser:
 	    (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)); \
 	  else echo "no chromium: the browser test will be skipped (apt-get install chromium)"; fi; }
 
+# The declared dependency ranges, tested at their top: `make setup` in a fresh clone (what CI does)
+# resolves the newest release of every dependency the ranges allow (pip's default), so `make test`
+# there runs on the newest versions; the exception is torch, pinned to the CPU build above
+# (TORCH_SPEC), whose newer releases on PyPI are CUDA builds.
 # The declared dependency ranges, tested at their bottom: every direct dependency at the lowest
 # version pyproject.toml allows (uv's lowest-direct resolution; torch stays the pinned CPU build),
 # in its own environment, then the fast suite. Needs the PyPI registry.

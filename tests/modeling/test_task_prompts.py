@@ -85,6 +85,7 @@ def test_prompts_are_saved_and_every_backend_honours_them(tmp_path):
     for a, b in zip(onnx.predict_pairs(PAIRS), loaded.predict_pairs(PAIRS)):
         assert a["tasks"]["dup"]["scores"] == pytest.approx(b["tasks"]["dup"]["scores"], abs=1e-4)
     assert {t["name"]: t.get("prompt") for t in loaded.describe()["tasks"]}["topic"] == "query: "
+    assert "prompt `query: `" in (folder / "README.md").read_text()  # the model card says so
 
 
 def _prompt_config(tmp_path, **prompts):

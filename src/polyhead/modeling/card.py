@@ -212,7 +212,8 @@ def front_matter(data: dict[str, Any]) -> dict[str, Any]:
 # -- the body -----------------------------------------------------------------------------------
 def _labels(task: dict[str, Any]) -> str:
     kind = _kind(task)
-    return kind.describe_labels(task) if kind else ", ".join(str(x) for x in task.get("labels") or []) or "–"
+    text = kind.describe_labels(task) if kind else ", ".join(str(x) for x in task.get("labels") or []) or "–"
+    return text + (f" (inputs prefixed with the prompt `{task['prompt']}`)" if task.get("prompt") else "")
 
 
 def _encoder_lines(data: dict[str, Any]) -> list[str]:
