@@ -21,7 +21,9 @@ Parts, all on the embedded all-MiniLM-L6-v2 and test scores:
             frozen-encoder head fit with fit_heads on the frozen run's cached features (seconds).
   finetune  `polyhead train` with the encoder training (the defaults: anchor, refit, head lr), on a
             seeded random sample of --train-limit training examples (0: all) for --epochs epochs;
-            its test headline must be above the frozen one.
+            its test headline must be above the frozen one. With --set KEY=VALUE (training options)
+            and --variant NAME the run is recorded as polyhead_finetuned_variants[NAME] instead, e.g.
+            --set init_heads=fit --variant fit-first, or --set anchor_weight=0 --variant no-anchor.
 """
 from __future__ import annotations
 
@@ -192,6 +194,13 @@ def options(task: str, folder: Path, run: Path, seed: int) -> dict:
     return out
 
 
+def _option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise SystemExit(f"--set {text!r}: expected KEY=VALUE")
+    return key.strip(), yaml.safe_load(value)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--parts", default="frozen,options,finetune")
@@ -199,6 +208,10 @@ def main() -> None:
     ap.add_argument("--train-limit", type=int, default=3000)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="finetune only: a training option (e.g. init_heads=fit, anchor_weight=0); the row is "
+                         "polyhead_finetuned[VARIANT] with --variant")
+    ap.add_argument("--variant", default=None, help="finetune only: the name the run with --set is recorded under")
     ap.add_argument("--work", default=None, help="folder for the runs (default: a temporary one)")
     ap.add_argument("--out", default=str(ROOT / "runs" / "results" / "kinds-quality.json"),
                     help="default runs/results/kinds-quality.json; benchmarks/results/kinds-quality.json is the committed one")
@@ -236,10 +249,17 @@ def main() -> None:
             entry["options_frozen"] = options(task, folder, work / f"{task}-frozen", args.seed)
         if "finetune" in parts:
             sample = sample_train(folder, args.train_limit, args.seed, work) if args.train_limit else None
-            m, seconds = run_train(config(task, folder, False, sample, seed=args.seed, epochs=args.epochs),
-                                   work / f"{task}-finetune-{args.train_limit or 'all'}")
-            entry["polyhead_finetuned"] = {"test": m["test"][task], "dev": m["dev"][task], "seconds": round(seconds, 1),
-                                          "train_examples": args.train_limit or "all", "sample_seed": args.seed, "epochs": args.epochs}
+            extra = dict(_option(o) for o in args.overrides)
+            suffix = f"-{args.variant}" if args.variant else ""
+            m, seconds = run_train(config(task, folder, False, sample, seed=args.seed, epochs=args.epochs, **extra),
+                                   work / f"{task}-finetune-{args.train_limit or 'all'}{suffix}")
+            row = {"test": m["test"][task], "dev": m["dev"][task], "seconds": round(seconds, 1),
+                   "train_examples": args.train_limit or "all", "sample_seed": args.seed, "epochs": args.epochs,
+                   **({"training": extra, "retention": m.get("retention")} if extra else {})}
+            if args.variant:
+                entry.setdefault("polyhead_finetuned_variants", {})[args.variant] = row
+            else:
+                entry["polyhead_finetuned"] = row
         print(json.dumps({task: {k: v for k, v in entry.items()}}, indent=1)[:2000], flush=True)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(doc, indent=1) + "\n")  # after each task: an interrupted run keeps what it measured
