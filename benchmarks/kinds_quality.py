@@ -23,7 +23,8 @@ Parts, all on the embedded all-MiniLM-L6-v2 and test scores:
             seeded random sample of --train-limit training examples (0: all) for --epochs epochs;
             its test headline must be above the frozen one. With --set KEY=VALUE (training options)
             and --variant NAME the run is recorded as polyhead_finetuned_variants[NAME] instead, e.g.
-            --set init_heads=fit --variant fit-first, or --set anchor_weight=0 --variant no-anchor.
+            --set init_heads=fit --variant fit-first, or --set anchor_weight=0 --variant no-anchor, or
+            --set task.label_smoothing=0.1 --variant label-smoothing-0.1.
 """
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ def config(task: str, folder: Path, freeze: bool, train: Path | None = None, **t
     spec = TASKS[task]
     entry = {"name": task, "kind": spec["kind"], "label_column": spec["label_column"],
              **{s: str(folder / f"{s}.jsonl") for s in ("train", "dev", "test")}}
+    entry.update({k.removeprefix("task."): training.pop(k) for k in [k for k in training if k.startswith("task.")]})
     if train is not None:
         entry["train"] = str(train)
     return {"encoder": {"max_length": 128}, "tasks": [entry], "training": training, "freeze": {"encoder": freeze}}
@@ -209,8 +211,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="finetune only: a training option (e.g. init_heads=fit, anchor_weight=0); the row is "
-                         "polyhead_finetuned[VARIANT] with --variant")
+                    help="finetune only: a training option (e.g. init_heads=fit, anchor_weight=0) or, with "
+                         "'task.', the task's (task.class_weights=balanced); recorded under --variant")
     ap.add_argument("--variant", default=None, help="finetune only: the name the run with --set is recorded under")
     ap.add_argument("--work", default=None, help="folder for the runs (default: a temporary one)")
     ap.add_argument("--out", default=str(ROOT / "runs" / "results" / "kinds-quality.json"),
