@@ -275,3 +275,36 @@ def test_a_full_disk_under_the_feature_cache_is_one_warning_and_the_fit_goes_on(
         got = cache.get(sources[0], "train", specs)
     assert got.pooled is not None and got.pooled.shape[0] == len(sources[0].splits["train"])
     assert cache.folder is None and not list((tmp_path / "cache").glob("*.json"))  # nothing a later run would read
+
+
+def test_a_task_labelled_by_two_datasets_is_fit_and_scored_on_both(tmp_path):
+    """A token task with a multi-task dataset and a CoNLL file of its own: the frozen fit trains on
+    both datasets' examples and reports dev over both, as `evaluate` pools them."""
+    cfg_path = write_config(tmp_path)
+    cfg = yaml.safe_load(cfg_path.read_text())
+    data = tmp_path / "data"
+    extra = [(["Dora", "flew", "to", "Oslo"], ["B-PER", "O", "O", "B-LOC"]), (["quiet", "day"], ["O", "O"])] * 3
+    for split in ("train", "dev"):
+        (data / f"more_{split}.conll").write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in zip(ws, ts)) for ws, ts in extra) + "\n")
+    ner = next(t for t in cfg["tasks"] if t["name"] == "ner")
+    cfg["datasets"] = [{"name": "ner_a", "train": ner.pop("train"), "dev": ner.pop("dev"), "labels": {"ner": "tags"}},
+                       {"name": "more_ner", "train": str(data / "more_train.conll"), "dev": str(data / "more_dev.conll"),
+                        "labels": {"ner": "tags"}}]
+    cfg["tasks"] = [t for t in cfg["tasks"] if t["name"] != "sts"]
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    run_cfg = load_config(cfg_path)
+    sources, specs = build_sources(run_cfg)
+    assert sum("ner" in s.tasks for s in sources) == 2
+    model = MultiTaskModel(make_tiny_encoder(), list(specs.values()))
+    seen: list[int] = []
+    import polyhead.training.frozen as frozen
+
+    real = frozen._task_arrays
+    frozen_arrays = lambda spec, src, feats, split: seen.append(src.name) or real(spec, src, feats, split)  # noqa: E731
+    try:
+        frozen._task_arrays = frozen_arrays
+        report = fit_frozen_heads(model, sources, ["ner"], progress=False)
+    finally:
+        frozen._task_arrays = real
+    assert {"ner_a", "more_ner"} <= set(seen)  # both datasets' train (and dev) examples
+    assert report.dev["ner"] == pytest.approx(evaluate(model, sources, "dev")["ner"])

@@ -55,6 +55,10 @@ ADAMW_EPOCHS_WITHOUT_DEV = 30
 ADAMW_BATCH = 128
 
 
+# A split of every dataset that labels a task, each with its cached features.
+Parts = list[tuple[Source, SplitFeatures]]
+
+
 @dataclass
 class HeadFit:
     """How one task's head was fit."""
@@ -175,21 +179,24 @@ def fit_frozen_heads(
             metric = headline_metric(spec)
             say(f"{name}: lbfgs (l2={chosen_l2:g}) in {fits[name].seconds:.1f}s" + (f"; dev {metric}={dev[metric]:.4f}" if dev else ""))
             continue
-        src = next(s for s in text_sources if name in s.tasks)
-        train = _task_arrays(spec, src, feats[(src.name, "train")], "train")
-        dev = _task_arrays(spec, src, feats[(src.name, "dev")], "dev") if (src.name, "dev") in feats else None
+        # Every dataset that labels the task (a token task may have its own CoNLL file beside a
+        # dataset that labels several tasks): train on all of them, pick and score on all dev splits.
+        srcs = [s for s in text_sources if name in s.tasks]
+        train = _concat([_task_arrays(spec, s, feats[(s.name, "train")], "train") for s in srcs if (s.name, "train") in feats])
+        dev_parts = [(s, feats[(s.name, "dev")]) for s in srcs if (s.name, "dev") in feats]
+        dev = _concat([_task_arrays(spec, s, f, "dev") for s, f in dev_parts]) if dev_parts else None
         if train[0].shape[0] == 0:
             raise PolyheadError(f"task {name!r}: no labelled training examples")
         head = model.heads[name]
         chosen = _solver_for(head, spec, solver)
         torch.manual_seed(seed)
         if chosen == "lbfgs":
-            fit = _fit_lbfgs(head, spec, src, train, dev, feats.get((src.name, "dev")), l2)
+            fit = _fit_lbfgs(head, spec, train, dev, dev_parts, l2)
         else:
-            fit = _fit_adamw(head, spec, src, train, dev, feats.get((src.name, "dev")), head_lr or ADAMW_LR, weight_decay, seed)
-        tuned = _tune(head, spec, src, feats.get((src.name, "dev")))
+            fit = _fit_adamw(head, spec, train, dev, dev_parts, head_lr or ADAMW_LR, weight_decay, seed)
+        tuned = _tune(head, spec, dev_parts)
         if tuned:  # the decision settings changed: the dev scores are re-read with them
-            fit.dev = _score_head(head, spec, src, feats.get((src.name, "dev")), "dev")
+            fit.dev = _score_head(head, spec, dev_parts, "dev")
         fit.seconds = time.perf_counter() - started
         fits[name] = fit
         detail = f"l2={fit.l2:g}" if fit.l2 is not None else f"{fit.epochs} epochs"
@@ -245,8 +252,8 @@ def _linear(head: nn.Module) -> nn.Linear:
     return layer
 
 
-def _fit_lbfgs(head: nn.Module, spec: TaskSpec, src: Source, train: tuple, dev: tuple | None,
-               dev_feats: SplitFeatures | None, l2: float | None) -> HeadFit:
+def _fit_lbfgs(head: nn.Module, spec: TaskSpec, train: tuple, dev: tuple | None,
+               dev_parts: Parts, l2: float | None) -> HeadFit:
     """The head's own loss (cross-entropy: multinomial logistic regression; binary cross-entropy per
     label; squared error: ridge regression) by full-batch L-BFGS; l2 picked on dev unless given."""
     x, y = train
@@ -274,7 +281,7 @@ def _fit_lbfgs(head: nn.Module, spec: TaskSpec, src: Source, train: tuple, dev: 
             # Picked by the dev loss (cross-entropy: a proper scoring rule): on a few hundred dev
             # texts accuracy moves in coarse steps and its argmax is noisy (docs/training.md).
             dev_loss = head.loss(dev[0] @ weight.T + bias, dev[1]).item()  # type: ignore[index]
-        scores = _score_head(head, spec, src, dev_feats, "dev")
+        scores = _score_head(head, spec, dev_parts, "dev")
         candidates[f"{penalty:g}"] = scores[metric]
         if best is None or dev_loss < best[0]:  # ties keep the stronger penalty (earlier in the grid)
             best = (dev_loss, penalty, weight.clone(), bias.clone(), scores)
@@ -284,7 +291,7 @@ def _fit_lbfgs(head: nn.Module, spec: TaskSpec, src: Source, train: tuple, dev: 
         layer.bias.copy_(best[3])
     dev_metrics = best[4]  # scored during the search; a single penalty is scored here
     if dev_metrics is None:
-        dev_metrics = _score_head(head, spec, src, dev_feats, "dev") if dev_feats is not None and dev is not None and dev[0].shape[0] else {}
+        dev_metrics = _score_head(head, spec, dev_parts, "dev") if dev_parts and dev is not None and dev[0].shape[0] else {}
     return HeadFit(spec.name, "lbfgs", best[1], None, dev_metrics, 0.0, candidates)
 
 
@@ -323,8 +330,8 @@ def fit_linear(x: torch.Tensor, y: torch.Tensor, l2: float, weight: torch.Tensor
     return weight.detach(), bias.detach()
 
 
-def _fit_adamw(head: nn.Module, spec: TaskSpec, src: Source, train: tuple, dev: tuple | None,
-               dev_feats: SplitFeatures | None, lr: float, weight_decay: float, seed: int) -> HeadFit:
+def _fit_adamw(head: nn.Module, spec: TaskSpec, train: tuple, dev: tuple | None,
+               dev_parts: Parts, lr: float, weight_decay: float, seed: int) -> HeadFit:
     """Minibatch AdamW on the cached features; the best dev epoch is kept (early stopping)."""
     x, y = train
     params = [p for p in head.parameters() if p.requires_grad]
@@ -348,7 +355,7 @@ def _fit_adamw(head: nn.Module, spec: TaskSpec, src: Source, train: tuple, dev: 
         if not has_dev:
             continue
         head.eval()
-        score = _score_head(head, spec, src, dev_feats, "dev")[metric]
+        score = _score_head(head, spec, dev_parts, "dev")[metric]
         candidates[str(epoch)] = score
         if score > best_score:
             best_score, best_state, best_epoch, bad = score, copy.deepcopy(head.state_dict()), epoch, 0
@@ -359,16 +366,28 @@ def _fit_adamw(head: nn.Module, spec: TaskSpec, src: Source, train: tuple, dev: 
     if best_state is not None:
         head.load_state_dict(best_state)
     head.eval()
-    dev_metrics = _score_head(head, spec, src, dev_feats, "dev") if has_dev else {}
+    dev_metrics = _score_head(head, spec, dev_parts, "dev") if has_dev else {}
     return HeadFit(spec.name, "adamw", None, best_epoch if has_dev else epoch, dev_metrics, 0.0, candidates)
 
 
 # -- scoring on cached features -------------------------------------------------------------------
 @torch.no_grad()
-def _score_head(head: nn.Module, spec: TaskSpec, src: Source, feats: SplitFeatures | None, split: str) -> dict[str, float]:
-    """One task's metrics on a split, from cached features (the same decisions as `evaluate`)."""
-    gold, pred = _predict_cached(head, spec, src, feats, split)
+def _score_head(head: nn.Module, spec: TaskSpec, parts: Parts, split: str) -> dict[str, float]:
+    """One task's metrics on a split, from cached features (the same decisions as `evaluate`), over
+    every dataset that labels it (`parts`: each with its features), pooled as `evaluate` pools them."""
+    gold, pred = [], []
+    for src, feats in parts:
+        g, p = _predict_cached(head, spec, src, feats, split)
+        gold += g
+        pred += p
     return task_metrics(spec.kind, gold, pred, spec) if gold else {}
+
+
+def _concat(arrays: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(X, y) of several datasets, one after another."""
+    if len(arrays) == 1:
+        return arrays[0]
+    return torch.cat([x for x, _ in arrays]), torch.cat([y for _, y in arrays])
 
 
 def _predict_cached(head: nn.Module, spec: TaskSpec, src: Source, feats: SplitFeatures | None, split: str,
@@ -404,12 +423,16 @@ def _predict_cached(head: nn.Module, spec: TaskSpec, src: Source, feats: SplitFe
 
 
 @torch.no_grad()
-def _tune(head: nn.Module, spec: TaskSpec, src: Source, feats: SplitFeatures | None) -> dict[str, Any]:
+def _tune(head: nn.Module, spec: TaskSpec, parts: Parts) -> dict[str, Any]:
     """The kind's decision settings (multi-label thresholds) fit on dev outputs, stored in the spec."""
     kind = kind_of(spec.kind)
-    if not kind.tunes or feats is None:
+    if not kind.tunes or not parts:
         return {}
-    gold, outputs = _predict_cached(head, spec, src, feats, "dev", raw=True)
+    gold, outputs = [], []
+    for src, feats in parts:
+        g, o = _predict_cached(head, spec, src, feats, "dev", raw=True)
+        gold += g
+        outputs += o
     update = kind.tune(spec, gold, outputs) if gold else {}
     spec.stats.update(update)
     return update
@@ -419,16 +442,14 @@ def evaluate_cached(model: MultiTaskModel, sources: list[Source], feats: dict, s
     """Per-task metrics on a split: heads from cached features; similarity through the encoder."""
     out: dict[str, dict[str, float]] = {}
     for src in sources:
-        wanted = [t for t in src.tasks if t in tasks]
-        if not wanted or not src.splits.get(split):
-            continue
-        if src.pairs:  # scored by running the encoder on the pairs
-            out.update(evaluate(model, [src], split))
-            continue
-        for task in wanted:
-            metrics = _score_head(model.heads[task], model.tasks[task], src, feats.get((src.name, split)), split)
-            if metrics:
-                out[task] = metrics
+        if src.pairs and src.splits.get(split) and any(t in tasks for t in src.tasks):
+            out.update(evaluate(model, [src], split))  # scored by running the encoder on the pairs
+    for task in dict.fromkeys(t for src in sources if not src.pairs for t in src.tasks if t in tasks):
+        parts = [(src, feats[(src.name, split)]) for src in sources
+                 if not src.pairs and task in src.tasks and src.splits.get(split) and (src.name, split) in feats]
+        metrics = _score_head(model.heads[task], model.tasks[task], parts, split)
+        if metrics:
+            out[task] = metrics
     return out
 
 
