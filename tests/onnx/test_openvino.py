@@ -251,7 +251,7 @@ def test_cli_predict_and_encode_with_the_openvino_backend(
 def test_the_shape_cache_is_bounded_and_results_do_not_depend_on_it(exported: Path, monkeypatch: pytest.MonkeyPatch,
                                                                       ov_fp32: OpenVinoModel) -> None:
     """The CPU plugin's per-shape kernel cache is what grew a server's memory: polyhead passes
-    SHAPE_CACHE (0) unless told otherwise, and None leaves OpenVINO's own default."""
+    SHAPE_CACHE (64) unless told otherwise, and None leaves OpenVINO's own default."""
     import openvino as ov
 
     from polyhead.onnx import openvino as ovm
@@ -266,7 +266,7 @@ def test_the_shape_cache_is_bounded_and_results_do_not_depend_on_it(exported: Pa
     monkeypatch.setattr(ov.Core, "compile_model", spy)
     default = OpenVinoModel.load(exported, variant="fp32", precision="fp32")
     kept = OpenVinoModel.load(exported, variant="fp32", precision="fp32", shape_cache=None)
-    assert seen[0]["CPU_RUNTIME_CACHE_CAPACITY"] == ovm.SHAPE_CACHE == 0
+    assert seen[0]["CPU_RUNTIME_CACHE_CAPACITY"] == ovm.SHAPE_CACHE == 64
     assert "CPU_RUNTIME_CACHE_CAPACITY" not in seen[1]
     texts = ["a short one", "a somewhat longer text about the weather in Paris", "x"]
     for model in (default, kept):
