@@ -167,9 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output or f"runs/retention/{args.task_set}")
     results = Path(args.results or ROOT / "runs" / "results" / f"retention-{args.task_set}.json")
     doc: dict[str, Any] = json.loads(results.read_text()) if results.is_file() else {"rows": []}
-    doc.update(task_set=args.task_set, seeds=seeds, machine=machine_description(),
-               command="python " + shlex.join([os.path.relpath(sys.argv[0], ROOT), *(argv if argv is not None else sys.argv[1:])]),
-               threads=torch.get_num_threads(), arms={a: ARMS[a] for a in arms})
+    command = "python " + shlex.join([os.path.relpath(sys.argv[0], ROOT), *(argv if argv is not None else sys.argv[1:])])
+    doc.update(task_set=args.task_set, seeds=seeds, machine=machine_description(), command=command,
+               threads=torch.get_num_threads(), arms={**doc.get("arms", {}), **{a: ARMS[a] for a in arms}})
+    if command not in doc.setdefault("commands", []):  # every invocation that added rows, in order
+        doc["commands"].append(command)
     if args.task_set == "benchmark":
         doc["subset"] = BENCHMARK_SUBSET
     if "untrained_stsb" not in doc:
