@@ -55,8 +55,7 @@ ADAMW_EPOCHS_WITHOUT_DEV = 30
 ADAMW_BATCH = 128
 
 
-# A split of every dataset that labels a task, each with its cached features.
-Parts = list[tuple[Source, SplitFeatures]]
+Parts = list[tuple[Source, SplitFeatures]]  # a split of every dataset that labels a task, with its features
 
 
 @dataclass
