@@ -241,7 +241,9 @@ def buckets(rec: Recorder, bucket: float) -> list[dict[str, Any]]:
         statuses: dict[str, int] = {}
         for a in mine:
             statuses[str(a[3])] = statuses.get(str(a[3]), 0) + 1
-        rss = [r for t, r in rec.rss if lo <= t < hi]
+        # The sampler runs on the load generator's busy event loop and can miss a short bucket:
+        # then the bucket has the last reading before its end.
+        rss = [r for t, r in rec.rss if lo <= t < hi] or [r for t, r in rec.rss if t < hi][-1:]
         health = [h[2] for h in rec.health if lo <= h[0] < hi]
         phases = sorted({a[1] for a in mine})
         rows.append({"bucket": i + 1, "phase": "+".join(phases), "answers": len(mine), "ok_per_s": len(ok) / bucket,
