@@ -164,6 +164,12 @@ def by_prompt(specs: dict[str, TaskSpec], names: Sequence[str]) -> dict[str, lis
     return groups
 
 
+def prompt_passes(specs: dict[str, TaskSpec], names: Sequence[str], embeddings: bool) -> int:
+    """How many encoder passes `predict_by_prompt` runs: one per distinct prompt, plus the
+    unprompted one when the embedding is asked for (a progress bar's total)."""
+    return max(1, len(set(by_prompt(specs, names)) | ({""} if embeddings else set())))
+
+
 def predict_by_prompt(one_pass: Callable[[list[str], list[str], bool], list[dict[str, Any]]], texts: list[str],
                       specs: dict[str, TaskSpec], selected: list[str], embeddings: bool) -> list[dict[str, Any]]:
     """`predict()` for either backend: `one_pass(texts, tasks, embeddings)` runs the encoder once

@@ -19,7 +19,7 @@ from ..console import progress
 from ..errors import PolyheadError
 from ..io import read_json, replace_dir, write_bytes_atomic, write_error_reason, write_failure, write_json_atomic
 from .backbone import FIX_FOLDER, check_safetensors_file, hub_snapshot, load_checked_state
-from .backend import by_prompt, describe_encoder, paired_similarity, predict_by_prompt, predict_pairs, prediction
+from .backend import describe_encoder, paired_similarity, predict_by_prompt, predict_pairs, prediction, prompt_passes
 from .card import write_card
 from .encoder import Encoder, autocast_context
 from .heads import activate, build_head, per_text_tasks
@@ -147,8 +147,7 @@ class MultiTaskModel(nn.Module):
         selected = per_text_tasks(self.tasks, self._select(tasks))
         self.eval()
         device = self.device
-        passes = max(1, len(set(by_prompt(self.tasks, selected)) | ({""} if embeddings else set())))  # one per prompt
-        with progress(len(texts) * passes, show_progress, "predicting") as bar:
+        with progress(len(texts) * prompt_passes(self.tasks, selected, embeddings), show_progress, "predicting") as bar:
 
             def one_pass(inputs: list[str], names: list[str], with_embeddings: bool) -> list[dict[str, Any]]:
                 results: list[dict[str, Any] | None] = [None] * len(inputs)

@@ -19,7 +19,6 @@ from ..errors import PolyheadError
 from ..io import read_json
 from ..modeling.backend import (
     CPU_BATCH_TOKENS,
-    by_prompt,
     check_texts,
     describe_encoder,
     length_sorted_batches,
@@ -27,6 +26,7 @@ from ..modeling.backend import (
     predict_by_prompt,
     predict_pairs,
     prediction,
+    prompt_passes,
 )
 from ..modeling.heads import activate, per_text_tasks
 from ..modeling.model import select_tasks
@@ -252,8 +252,7 @@ class GraphModel:
         """For each text: its embedding and every (or each chosen) head's prediction, in input order."""
         texts = check_texts(texts)
         selected = per_text_tasks(self.tasks, select_tasks(self.tasks, tasks))
-        passes = max(1, len(set(by_prompt(self.tasks, selected)) | ({""} if embeddings else set())))  # one per prompt
-        with progress(len(texts) * passes, show_progress, "predicting") as bar:
+        with progress(len(texts) * prompt_passes(self.tasks, selected, embeddings), show_progress, "predicting") as bar:
 
             def one_pass(inputs: list[str], chosen: list[str], with_embeddings: bool) -> list[dict[str, Any]]:
                 names = (["sentence_embedding"] if with_embeddings else []) + [f"logits.{t}" for t in chosen]
