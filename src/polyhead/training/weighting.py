@@ -362,7 +362,10 @@ class FAMO(LossWeighting):
 
     @staticmethod
     def _log_loss(loss: torch.Tensor) -> torch.Tensor:
-        return torch.log(loss.float().clamp_min(0.0) + EPS)
+        # The clamp's value with the identity's gradient: a loss of exactly 0 still passes its
+        # gradient (clamp_min's own gradient at the boundary is 1 up to torch 2.14 and 0 from 2.15).
+        loss = loss.float()
+        return torch.log(loss + (loss.clamp_min(0.0) - loss).detach() + EPS)
 
     @torch.no_grad()
     def _update_logits(self, idx: torch.Tensor, log_now: torch.Tensor) -> None:
