@@ -5,7 +5,9 @@ Phases, against one server (a subprocess on a free loopback port):
   1. calibrate: closed loop at --concurrency for --calibrate-seconds; its request rate is the capacity.
   2. steady:    open-loop arrivals (Poisson) at --steady-load x capacity for --minutes, mixed
                 traffic: every route (/predict, /v1/embeddings, /embed, /similarity, /rerank, /pairs),
-                1 to 64 texts per request, short and long texts.
+                1 to 64 texts per request, short and long texts. One bucket's arrivals (times and
+                requests, seeded) are drawn once and replayed every bucket (--replay-seconds), so
+                every minute offers the same traffic and minutes compare the server with itself.
   3. overload:  --overload x capacity for --overload-minutes: the server must answer every request
                 (200, or 503 at once when its queue is full) within its deadline.
   4. recovery:  steady load again for --recovery-minutes: latency must come back.
@@ -117,8 +119,8 @@ class Recorder:
         return time.monotonic() - self.t0
 
 
-async def send(client: httpx.AsyncClient, rec: Recorder, rng: random.Random, pool: list[str], deadline: float) -> None:
-    route, path, body, n = request(rng, pool, rec.routes)
+async def send(client: httpx.AsyncClient, rec: Recorder, req: tuple[str, str, dict[str, Any], int], deadline: float) -> None:
+    route, path, body, n = req
     phase, start = rec.phase, time.perf_counter()
     try:
         status = (await client.post(path, json=body, timeout=deadline)).status_code
@@ -137,7 +139,7 @@ async def closed_loop(client: httpx.AsyncClient, rec: Recorder, pool: list[str],
 
     async def worker() -> None:
         while time.monotonic() < stop:
-            await send(client, rec, rng, pool, deadline)
+            await send(client, rec, request(rng, pool, rec.routes), deadline)
 
     started = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -145,18 +147,40 @@ async def closed_loop(client: httpx.AsyncClient, rec: Recorder, pool: list[str],
     return len(done) / (time.monotonic() - started)
 
 
-async def open_loop(client: httpx.AsyncClient, rec: Recorder, pool: list[str], rate: float, seconds: float, deadline: float, seed: int) -> None:
-    """Poisson arrivals at `rate` per second for `seconds`, each request on its own (no waiting for answers)."""
+def arrivals(rng: random.Random, pool: list[str], routes: dict[str, float], rate: float, seconds: float) -> list[tuple[float, tuple]]:
+    """Poisson arrivals at `rate` per second over `seconds`: (offset, request) pairs."""
+    out, at = [], 0.0
+    while at < seconds:
+        out.append((at, request(rng, pool, routes)))
+        at += rng.expovariate(rate)
+    return out
+
+
+async def open_loop(client: httpx.AsyncClient, rec: Recorder, pool: list[str], rate: float, seconds: float, deadline: float,
+                    seed: int, replay: float = 0.0) -> None:
+    """Poisson arrivals at `rate` per second for `seconds`, each request on its own (no waiting for answers).
+
+    With `replay` > 0 the arrivals of one `replay`-second period (their times and their requests)
+    are drawn once and sent again every period: each period offers the server the same traffic, so
+    a later period that is slower than an earlier one measures the server, not the luck of the draw.
+    """
     rng = random.Random(seed)
+    period = replay if replay > 0 else seconds
+    plan = arrivals(rng, pool, rec.routes, rate, period)
     tasks: set[asyncio.Task] = set()
-    stop = time.monotonic() + seconds
-    next_at = time.monotonic()
-    while next_at < stop:
-        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-        task = asyncio.create_task(send(client, rec, rng, pool, deadline))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-        next_at += rng.expovariate(rate)
+    start = time.monotonic()
+    offset = 0.0
+    while offset < seconds:
+        for at, req in plan:
+            if offset + at >= seconds:
+                break
+            await asyncio.sleep(max(0.0, start + offset + at - time.monotonic()))
+            task = asyncio.create_task(send(client, rec, req, deadline))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        offset += period
+        if replay <= 0:
+            break
     if tasks:
         await asyncio.gather(*tasks)
 
@@ -216,7 +240,7 @@ async def run(server: Server, args: argparse.Namespace, pool: list[str]) -> tupl
                                            ("recovery", steady, args.recovery_minutes * args.bucket_seconds, 4)):
             rec.phase = phase
             rec.phases.append((rec.now(), phase))
-            await open_loop(client, rec, pool, rate, seconds, deadline, seed)
+            await open_loop(client, rec, pool, rate, seconds, deadline, seed, args.replay_seconds or 0.0)
     stop.set()
     await watcher
     read_probe(probe, rec)
@@ -301,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recovery-minutes", type=float, default=1)
     p.add_argument("--bucket-seconds", type=float, default=60.0, help="the reporting bucket ('minute'); smaller for a short run")
     p.add_argument("--calibrate-seconds", type=float, default=30.0)
+    p.add_argument("--replay-seconds", type=float, default=None,
+                   help="send the same seeded arrivals every this many seconds (default: one bucket; 0: fresh arrivals throughout)")
     p.add_argument("--concurrency", type=int, default=8, help="closed-loop clients when measuring capacity")
     p.add_argument("--steady-load", type=float, default=0.5, help="steady arrival rate as a share of capacity")
     p.add_argument("--overload", type=float, default=3.0, help="overload arrival rate as a multiple of capacity")
@@ -309,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--routes", default=",".join(ROUTES), help="the routes of the mix (default: all; /pairs needs a pair head)")
     p.add_argument("--json", type=Path, default=None, help="default runs/results/soak-<backend>.json")
     args = p.parse_args(argv)
+    if args.replay_seconds is None:
+        args.replay_seconds = args.bucket_seconds
 
     pool = text_pool()
     with tempfile.TemporaryDirectory() as tmp:
