@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # The CPU build of PyTorch; a GPU user sets TORCH_SPEC=torch (or their CUDA build) instead.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo test test-slow test-fast test-network test-lowest browser docs-reference clean
+.PHONY: setup demo test test-slow test-fast test-network test-lowest test-newest browser docs-reference clean
 
 setup: $(VENV)/.installed
 
@@ -43,17 +43,27 @@ browser:
 
 # The declared dependency ranges, tested at their top: `make setup` in a fresh clone (what CI does)
 # resolves the newest release of every dependency the ranges allow (pip's default), so `make test`
-# there runs on the newest versions; the exception is torch, pinned to the CPU build above
-# (TORCH_SPEC), whose newer releases on PyPI are CUDA builds.
+# there runs on the newest versions, except torch, pinned to the CPU build above (TORCH_SPEC).
+# `make test-newest` takes the newest torch too, in its own environment (from PyPI: on x86-64 a CUDA
+# build of several GB, which runs on the CPU as well), then the fast suite. Needs the PyPI registry.
+NEWEST ?= .venv-newest
+test-newest:
+	$(PYTHON) -m venv $(NEWEST)
+	$(NEWEST)/bin/python -m pip install -q --upgrade pip
+	$(NEWEST)/bin/python -m pip install -q --upgrade torch -e ".[dev]"
+	HF_HUB_OFFLINE=1 $(NEWEST)/bin/python -m pytest -q -n auto --dist loadfile -m "not network and not slow"
+
 # The declared dependency ranges, tested at their bottom: every direct dependency at the lowest
-# version pyproject.toml allows (uv's lowest-direct resolution; torch stays the pinned CPU build),
-# in its own environment, then the fast suite. Needs the PyPI registry.
+# version pyproject.toml allows (uv's lowest-direct resolution), torch at its lower bound
+# (TORCH_LOWEST: from PyPI, a CUDA build of about 2.5 GB on x86-64), in its own environment, then
+# the fast suite. Needs the PyPI registry.
 LOWEST ?= .venv-lowest
+TORCH_LOWEST ?= torch==2.6.0
 test-lowest: setup
 	$(BIN)/python -m pip install -q uv
 	$(BIN)/python -m uv venv -q --seed --python $(BIN)/python $(LOWEST)
-	$(LOWEST)/bin/python -m pip install -q "$(TORCH_SPEC)"
-	echo "$(TORCH_SPEC)" > $(LOWEST)/constraints.txt
+	$(LOWEST)/bin/python -m pip install -q "$(TORCH_LOWEST)"
+	echo "$(TORCH_LOWEST)" > $(LOWEST)/constraints.txt
 	$(BIN)/python -m uv pip install -q --python $(LOWEST)/bin/python --resolution lowest-direct -c $(LOWEST)/constraints.txt -e ".[dev]"
 	HF_HUB_OFFLINE=1 $(LOWEST)/bin/python -m pytest -q -n auto --dist loadfile -m "not network and not slow"
 
@@ -67,4 +77,4 @@ docs-reference: setup
 	$(BIN)/python -m polyhead.cli.reference
 
 clean:
-	rm -rf $(VENV) $(LOWEST) runs .pytest_cache
+	rm -rf $(VENV) $(LOWEST) $(NEWEST) runs .pytest_cache
