@@ -24,7 +24,7 @@ logger = logging.getLogger("polyhead.serving")
 # How often the model thread hands freed heap memory back to the OS (glibc's malloc_trim). Batches
 # of every size and length leave the heap fragmented, and glibc keeps what it freed: without it a
 # server's RSS grew from 733 to 1,074 MiB over 20 minutes of mixed traffic
-# (benchmarks/results/soak-torch-untrimmed.json; the soak after it in soak-torch.json).
+# (benchmarks/results/soak-torch-untrimmed.json; the soak after it in soak-torch-shared-machine.json).
 TRIM_INTERVAL_S = 5.0
 # A request is refused at once when the texts ahead of it would take longer than this share of its
 # deadline at the model's recent rate (the rate is an average; the answer must still travel back).
