@@ -178,9 +178,7 @@ async def open_loop(client: httpx.AsyncClient, rec: Recorder, pool: list[str], r
             task = asyncio.create_task(send(client, rec, req, deadline))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-        offset += period
-        if replay <= 0:
-            break
+        offset += period  # without replay the one period is the whole phase
     if tasks:
         await asyncio.gather(*tasks)
 
@@ -240,7 +238,7 @@ async def run(server: Server, args: argparse.Namespace, pool: list[str]) -> tupl
                                            ("recovery", steady, args.recovery_minutes * args.bucket_seconds, 4)):
             rec.phase = phase
             rec.phases.append((rec.now(), phase))
-            await open_loop(client, rec, pool, rate, seconds, deadline, seed, args.replay_seconds or 0.0)
+            await open_loop(client, rec, pool, rate, seconds, deadline, seed, args.replay_seconds)
     stop.set()
     await watcher
     read_probe(probe, rec)
