@@ -8,6 +8,14 @@ Spearman on the STS-B test set (cosine of the two sentences' vectors, as `/simil
 
     python benchmarks/embedding_retention.py example --seeds 42,1,2
     python benchmarks/embedding_retention.py benchmark --seeds 42,1,2
+    python benchmarks/embedding_retention.py kinds --arms anchor-1-refit --seeds 42,1,2
+
+The kinds set is the benchmark set plus one task of each newer kind (regression on
+sentiment_score, multi-label on conll2003_types, pair classification on stsb_equivalence) on the
+same subset: does training them jointly keep the benchmark's tasks where they were? Its results
+file compares each benchmark task with the same arm of --baseline (the committed benchmark set's
+results by default), seed by seed: the subset, seeds and settings are the same, only the tasks
+trained beside them differ.
 
 Writes runs/results/retention-<set>.json, or --results (benchmarks/results/retention-<set>.json:
 the committed ones): a row per arm and seed, plus per-arm means and sds, and .md; finished rows
@@ -54,6 +62,13 @@ ARMS["fit-anchor-1-refit"] = ["training.init_heads=fit", *ARMS["anchor-1-refit"]
 # The benchmark set: the three per-text tasks (no similarity task, which would train the embedding
 # directly), on a seeded subset so that three seeds of every arm fit in a CPU session.
 BENCHMARK_SUBSET = dict(train_fraction=0.15, dev_cap=500, test_cap=1000, epochs=2)
+# The kinds set: the benchmark set's tasks and these, one of each newer kind (`polyhead datasets fetch
+# sentiment_score conll2003_types stsb_equivalence`).
+NEW_KINDS = [
+    {"name": "sentiment_score", "kind": "regression", "label_column": "score"},
+    {"name": "conll2003_types", "kind": "multilabel", "label_column": "labels"},
+    {"name": "stsb_equivalence", "kind": "pair_classification", "label_column": "label"},
+]
 
 
 def stsb_test() -> tuple[list[str], list[str], list[float]]:
@@ -86,7 +101,17 @@ def run_config(task_set: str, arm: str, seed: int, work: Path) -> Any:
     if task_set == "example":
         return load_run_config(ROOT / "configs" / "example.yaml", overrides, None, work)
     overrides += ["training.distill_teachers={}", "training.distill_other_texts=0"]
-    cfg = load_run_config(ROOT / "configs" / "benchmark.yaml", overrides, Subset(**BENCHMARK_SUBSET), work)
+    path = ROOT / "configs" / "benchmark.yaml"
+    if task_set == "kinds":
+        import yaml
+
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc["tasks"] += [{**t, **{s: f"{{cache}}/datasets/{t['name']}/{s}.jsonl" for s in ("train", "dev", "test")}}
+                         for t in NEW_KINDS]
+        work.mkdir(parents=True, exist_ok=True)
+        path = work / "kinds.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    cfg = load_run_config(path, overrides, Subset(**BENCHMARK_SUBSET), work)
     cfg.tasks = [t for t in cfg.tasks if t.kind != "similarity"]
     return cfg
 
@@ -105,6 +130,36 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             if vals:
                 stats[key] = {"mean": round(statistics.fmean(vals), 4), "sd": round(statistics.stdev(vals), 4) if len(vals) > 1 else 0.0}
         out[arm] = stats
+    return out
+
+
+def versus(rows: list[dict[str, Any]], base_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per arm and baseline task: this set's mean beside the baseline's (same arm, same seeds), the
+    difference, the per-seed differences, and whether the difference is within the seed-to-seed
+    noise (|difference| <= 2 standard errors of a difference of two means, from both sets' seed sds)."""
+    out: dict[str, Any] = {}
+    for arm in dict.fromkeys(r["arm"] for r in rows):
+        mine = {r["seed"]: r for r in rows if r["arm"] == arm}
+        base = {r["seed"]: r for r in base_rows if r["arm"] == arm}
+        seeds = [s for s in mine if s in base]
+        if not seeds:
+            continue
+        arm_out: dict[str, Any] = {"seeds": seeds}
+        for split in ("test", "dev"):
+            for task in sorted(set.intersection(*(set(base[s].get(split, {})) for s in seeds))):
+                a = [float(mine[s][split][task]) for s in seeds if task in mine[s].get(split, {})]
+                b = [float(base[s][split][task]) for s in seeds]
+                if len(a) != len(b):
+                    continue
+                diff = statistics.fmean(a) - statistics.fmean(b)
+                entry: dict[str, Any] = {"mean": round(statistics.fmean(a), 4), "baseline_mean": round(statistics.fmean(b), 4),
+                                         "difference": round(diff, 4), "per_seed": [round(x - y, 4) for x, y in zip(a, b)]}
+                if len(seeds) > 1:
+                    sa, sb = statistics.stdev(a), statistics.stdev(b)
+                    se = (sa * sa / len(a) + sb * sb / len(b)) ** 0.5
+                    entry.update(sd=round(sa, 4), baseline_sd=round(sb, 4), within_noise=abs(diff) <= 2 * se)
+                arm_out[f"{split}.{task}"] = entry
+        out[arm] = arm_out
     return out
 
 
@@ -136,13 +191,24 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def add_versus(doc: dict[str, Any], args: argparse.Namespace) -> None:
+    """The kinds set's comparison with the baseline results (see versus)."""
+    if args.task_set != "kinds" or not Path(args.baseline).is_file():
+        return
+    base = json.loads(Path(args.baseline).read_text())
+    doc["baseline"] = {"file": os.path.relpath(Path(args.baseline).resolve(), ROOT), "command": base.get("command")}
+    doc["versus_baseline"] = versus(doc["rows"], base["rows"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("task_set", choices=["example", "benchmark"])
+    parser.add_argument("task_set", choices=["example", "benchmark", "kinds"])
     parser.add_argument("--seeds", default="42,1,2")
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--output", default=None, help="run folders (default runs/retention/<set>)")
     parser.add_argument("--results", default=None, help="results JSON (default runs/results/retention-<set>.json)")
+    parser.add_argument("--baseline", default=str(ROOT / "benchmarks" / "results" / "retention-benchmark.json"),
+                        help="kinds set: the results file its benchmark tasks are compared with (same arm and seeds)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                         help="no training: add these results files' rows (e.g. seeds run in another process) to --results")
@@ -172,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                threads=torch.get_num_threads(), arms={**doc.get("arms", {}), **{a: ARMS[a] for a in arms}})
     if command not in doc.setdefault("commands", []):  # every invocation that added rows, in order
         doc["commands"].append(command)
-    if args.task_set == "benchmark":
+    if args.task_set in ("benchmark", "kinds"):
         doc["subset"] = BENCHMARK_SUBSET
     if "untrained_stsb" not in doc:
         doc["untrained_stsb"] = round(stsb_spearman(Encoder()), 6)
@@ -184,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             doc.setdefault("merged", []).append({"file": os.path.relpath(path, ROOT), "command": other.get("command")})
         doc["rows"].sort(key=lambda r: (list(ARMS).index(r["arm"]), doc["seeds"].index(r["seed"]) if r["seed"] in doc["seeds"] else 99))
         doc["summary"] = summarise(doc["rows"])
+        add_versus(doc, args)
         results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text(json.dumps(doc, indent=1) + "\n")
         results.with_suffix(".md").write_text(markdown(doc))
@@ -213,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             doc["rows"].append(row)
             doc["summary"] = summarise(doc["rows"])
+            add_versus(doc, args)
             results.parent.mkdir(parents=True, exist_ok=True)
             results.write_text(json.dumps(doc, indent=1) + "\n")
             results.with_suffix(".md").write_text(markdown(doc))
