@@ -2,8 +2,11 @@
 shed load it cannot serve, and recover at once?
 
 Phases, against one server (a subprocess on a free loopback port):
-  1. calibrate: closed loop at --concurrency for --calibrate-seconds; its request rate is the capacity.
-  2. steady:    open-loop arrivals (Poisson) at --steady-load x capacity for --minutes, mixed
+  1. calibrate: closed loop at --concurrency for --calibrate-seconds; the texts per second it
+                answers are the capacity (in texts, not requests: a request carries 1 to 64 texts,
+                so a short calibration's request rate depends on which sizes it happened to draw).
+  2. steady:    open-loop arrivals (Poisson) at --steady-load x capacity for --minutes (the request
+                rate that offers that many texts per second with the mix's mean texts per request), mixed
                 traffic: every route (/predict, /v1/embeddings, /embed, /similarity, /rerank, /pairs),
                 1 to 64 texts per request, short and long texts. One bucket's arrivals (times and
                 requests, seeded) are drawn once and replayed every bucket (--replay-seconds), so
@@ -11,9 +14,10 @@ Phases, against one server (a subprocess on a free loopback port):
   3. overload:  --overload x capacity for --overload-minutes: the server must answer every request
                 (200, or 503 at once when its queue is full) within its deadline.
   4. recovery:  steady load again for --recovery-minutes: latency must come back.
-Throughout, /health is probed every second (its latency is reported) and the server's RSS is read
-from /proc as often. Per bucket (a minute by default): throughput, p50/p99 latency of the
-200s, RSS, and answers by status. The targets (docs/serving.md) are evaluated at the end.
+Throughout, /health is probed every second (its latency is reported) and the server's RSS, its CPU
+time and the machine's CPU counters (steal: time a virtual machine's host gave to other guests) are
+read from /proc as often. Per bucket (a minute by default): throughput, p50/p99 latency of the
+200s, RSS, the server's CPU milliseconds per answered text, the steal share, and answers by status. The targets (docs/serving.md) are evaluated at the end.
 
     HF_HUB_OFFLINE=1 OMP_NUM_THREADS=2 .venv/bin/python benchmarks/soak.py --backend torch
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/soak.py --backend openvino          # exports int8 first
@@ -103,12 +107,32 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """The process's user + system CPU time, threads included (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(steal, total) jiffies over all CPUs since boot, from /proc/stat's first line."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal [guest guest_nice: already inside user and nice]
+    return (values[7] if len(values) > 7 else 0), sum(values[:8])
+
+
+def mean_texts_per_request(routes: dict[str, float], draws: int = 20000) -> float:
+    """The traffic mix's expected texts per request (a seeded sample of requests)."""
+    rng, pool = random.Random(0), ["x"]
+    return sum(request(rng, pool, routes)[3] for _ in range(draws)) / draws
+
+
 class Recorder:
     """Every answer as (time, phase, route, status, seconds, texts); RSS and /health samples."""
 
     def __init__(self) -> None:
         self.answers: list[tuple[float, str, str, int, float, int]] = []
         self.rss: list[tuple[float, float]] = []
+        self.cpu: list[tuple[float, float, int, int]] = []  # (time, server CPU seconds, steal, total jiffies)
         self.health: list[tuple[float, str, float, int]] = []
         self.phase = "calibrate"
         self.phases: list[tuple[float, str]] = [(0.0, "calibrate")]  # (start, phase)
@@ -131,8 +155,9 @@ async def send(client: httpx.AsyncClient, rec: Recorder, req: tuple[str, str, di
     rec.answers.append((rec.now(), phase, route, status, time.perf_counter() - start, n))
 
 
-async def closed_loop(client: httpx.AsyncClient, rec: Recorder, pool: list[str], concurrency: int, seconds: float, deadline: float) -> float:
-    """Requests per second the server completes with `concurrency` clients always waiting."""
+async def closed_loop(client: httpx.AsyncClient, rec: Recorder, pool: list[str], concurrency: int, seconds: float,
+                      deadline: float) -> tuple[float, float]:
+    """(requests, texts) per second the server answers with `concurrency` clients always waiting."""
     stop = time.monotonic() + seconds
     rng = random.Random(1)
     first = len(rec.answers)
@@ -144,7 +169,8 @@ async def closed_loop(client: httpx.AsyncClient, rec: Recorder, pool: list[str],
     started = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     done = [a for a in rec.answers[first:] if a[3] == 200]
-    return len(done) / (time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    return len(done) / elapsed, sum(a[5] for a in done) / elapsed
 
 
 def arrivals(rng: random.Random, pool: list[str], routes: dict[str, float], rate: float, seconds: float) -> list[tuple[float, tuple]]:
@@ -200,9 +226,11 @@ with httpx.Client(base_url=sys.argv[1]) as c:
 
 
 async def watch(server: Server, rec: Recorder, stop: asyncio.Event) -> None:
-    """The server's RSS every second, until stopped (/health: the PROBE process)."""
+    """The server's RSS and CPU time and the machine's steal every second, until stopped (/health:
+    the PROBE process)."""
     while not stop.is_set():
         rec.rss.append((rec.now(), rss_mib(server.proc.pid)))
+        rec.cpu.append((rec.now(), server_cpu_seconds(server.proc.pid), *machine_cpu()))
         try:
             await asyncio.wait_for(stop.wait(), timeout=1.0)
         except asyncio.TimeoutError:
@@ -220,7 +248,7 @@ def read_probe(probe: subprocess.Popen, rec: Recorder) -> None:
         rec.health.append((at, phase, float(seconds), int(status)))
 
 
-async def run(server: Server, args: argparse.Namespace, pool: list[str]) -> tuple[Recorder, float]:
+async def run(server: Server, args: argparse.Namespace, pool: list[str]) -> tuple[Recorder, dict[str, float]]:
     rec = Recorder()
     rec.routes = {r: w for r, w in ROUTES.items() if r in args.routes.split(",")}
     probe = subprocess.Popen([sys.executable, "-c", PROBE, server.url], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -231,10 +259,12 @@ async def run(server: Server, args: argparse.Namespace, pool: list[str]) -> tupl
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=2.0)
     deadline = args.request_timeout + 5.0  # the server's deadline plus the way back
     async with httpx.AsyncClient(base_url=server.url, limits=limits) as client:
-        capacity = await closed_loop(client, rec, pool, args.concurrency, args.calibrate_seconds, deadline)
-        steady = args.steady_load * capacity
+        req_per_s, texts_per_s = await closed_loop(client, rec, pool, args.concurrency, args.calibrate_seconds, deadline)
+        per_request = mean_texts_per_request(rec.routes)
+        capacity = {"req_per_s": req_per_s, "texts_per_s": texts_per_s, "mean_texts_per_request": per_request}
+        steady = args.steady_load * texts_per_s / per_request  # requests per second
         for phase, rate, seconds, seed in (("steady", steady, args.minutes * args.bucket_seconds, 2),
-                                           ("overload", args.overload * capacity, args.overload_minutes * args.bucket_seconds, 3),
+                                           ("overload", args.overload * texts_per_s / per_request, args.overload_minutes * args.bucket_seconds, 3),
                                            ("recovery", steady, args.recovery_minutes * args.bucket_seconds, 4)):
             rec.phase = phase
             rec.phases.append((rec.now(), phase))
@@ -267,11 +297,17 @@ def buckets(rec: Recorder, bucket: float) -> list[dict[str, Any]]:
         # then the bucket has the last reading before its end.
         rss = [r for t, r in rec.rss if lo <= t < hi] or [r for t, r in rec.rss if t < hi][-1:]
         health = [h[2] for h in rec.health if lo <= h[0] < hi]
+        cpu = [c for c in rec.cpu if lo <= c[0] < hi]
+        texts_ok = sum(a[5] for a in ok)
+        server_cpu = cpu[-1][1] - cpu[0][1] if len(cpu) > 1 else None
+        steal = (cpu[-1][2] - cpu[0][2]) / max(1, cpu[-1][3] - cpu[0][3]) if len(cpu) > 1 else None
         phases = sorted({a[1] for a in mine})
         rows.append({"bucket": i + 1, "phase": "+".join(phases), "answers": len(mine), "ok_per_s": len(ok) / bucket,
                      "texts_per_s": sum(a[5] for a in ok) / bucket, "p50_ms": pct([a[4] for a in ok], 50),
                      "p99_ms": pct([a[4] for a in ok], 99), "max_ms": pct([a[4] for a in mine], 100),
-                     "rss_mib": max(rss) if rss else None, "health_max_ms": pct(health, 100), "statuses": statuses})
+                     "rss_mib": max(rss) if rss else None, "health_max_ms": pct(health, 100),
+                     "server_cpu_ms_per_text": 1000 * server_cpu / texts_ok if server_cpu is not None and texts_ok else None,
+                     "steal_share": steal, "statuses": statuses})
     return rows
 
 
@@ -355,9 +391,11 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/soak.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count()},
         "backend": args.backend,
-        "capacity_req_per_s": capacity,
-        "steady_req_per_s": args.steady_load * capacity,
-        "overload_req_per_s": args.overload * capacity,
+        "capacity_req_per_s": capacity["req_per_s"],
+        "capacity_texts_per_s": capacity["texts_per_s"],
+        "mean_texts_per_request": capacity["mean_texts_per_request"],
+        "steady_texts_per_s": args.steady_load * capacity["texts_per_s"],
+        "overload_texts_per_s": args.overload * capacity["texts_per_s"],
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "json"},
         "seconds": time.time() - started,
         "buckets": rows,
@@ -366,11 +404,13 @@ def main(argv: list[str] | None = None) -> int:
     out = args.json or ROOT / "runs" / "results" / f"soak-{args.backend}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(f"capacity {capacity:.1f} req/s; steady {args.steady_load:g}x, overload {args.overload:g}x")
+    print(f"capacity {capacity['texts_per_s']:.1f} texts/s ({capacity['req_per_s']:.1f} req/s); "
+          f"steady {args.steady_load:g}x, overload {args.overload:g}x")
     for r in rows:
         print(f"{r['bucket']:>3} {r['phase']:<17} ok/s {r['ok_per_s']:6.1f} texts/s {r['texts_per_s']:7.1f} "
               f"p50 {r['p50_ms'] or float('nan'):7.1f} p99 {r['p99_ms'] or float('nan'):7.1f} ms  RSS {r['rss_mib'] or 0:6.0f} MiB  "
-              f"health max {r['health_max_ms'] or float('nan'):5.1f} ms  {r['statuses']}")
+              f"health max {r['health_max_ms'] or float('nan'):5.1f} ms  CPU/text {r['server_cpu_ms_per_text'] or float('nan'):5.1f} ms  "
+              f"steal {100 * (r['steal_share'] or 0):4.1f}%  {r['statuses']}")
     print(json.dumps(result["targets"], indent=1))
     print(f"results in {out}")
     return 0 if result["targets"]["all_met"] else 1

@@ -39,6 +39,12 @@ def test_short_soak_sheds_overload_and_recovers(tiny_model_dir, tmp_path):
     assert statuses <= {"200", "503"}, statuses
     assert any(b["statuses"].get("200") for b in result["buckets"] if b["phase"] == "recovery")
     assert result["capacity_req_per_s"] > 0 and run.returncode in (0, 1)
+    # The capacity is in texts; the steady load offers --steady-load of it (0.5 by default).
+    assert result["capacity_texts_per_s"] > result["capacity_req_per_s"]
+    assert result["steady_texts_per_s"] == pytest.approx(0.5 * result["capacity_texts_per_s"])
+    # Each bucket with answers says what the server's CPU spent per text and how much the host stole.
+    busy = [b for b in result["buckets"] if b["answers"] and b["server_cpu_ms_per_text"] is not None]
+    assert busy and all(b["server_cpu_ms_per_text"] > 0 and 0 <= b["steal_share"] <= 1 for b in busy)
 
 
 def _soak_module():
@@ -48,6 +54,28 @@ def _soak_module():
     sys.path.insert(0, str(script.parent))
     spec.loader.exec_module(mod)
     return mod
+
+
+def test_mean_texts_per_request_follows_the_mix():
+    """The request rate that offers a text rate divides by the mix's mean texts per request: the sizes'
+    mean for the per-text routes, and two texts per pair (at least one pair) for the pair routes."""
+    import statistics
+
+    soak = _soak_module()
+    assert soak.mean_texts_per_request({"predict": 1.0}) == pytest.approx(statistics.fmean(soak.SIZES), rel=0.03)
+    pairs = statistics.fmean(2 * max(1, n // 2) for n in soak.SIZES)
+    assert soak.mean_texts_per_request({"similarity": 1.0}) == pytest.approx(pairs, rel=0.03)
+
+
+def test_cpu_counters_read_this_process_and_the_machine():
+    soak = _soak_module()
+    before = soak.server_cpu_seconds(os.getpid())
+    stop = time.process_time() + 0.3
+    while time.process_time() < stop:  # burn 0.3 s of CPU
+        pass
+    assert soak.server_cpu_seconds(os.getpid()) - before >= 0.2
+    steal, total = soak.machine_cpu()
+    assert 0 <= steal <= total and total > 0
 
 
 class _Client:
