@@ -1,22 +1,13 @@
 """benchmarks/conll_seen.py: entities split into seen / unseen mentions, scored as conlleval would."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "conll_seen.py"
-
+from script_loader import load_script
 
 def _module():
-    spec = importlib.util.spec_from_file_location("conll_seen", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(SCRIPT.parent))
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/conll_seen.py")
 
 
 def test_mentions_split_into_seen_and_unseen_and_add_up_to_the_whole() -> None:

@@ -3,7 +3,6 @@ bound (the server sheds with 503 at once, /health keeps answering), recovery; bu
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,12 +48,7 @@ def test_short_soak_sheds_overload_and_recovers(tiny_model_dir, tmp_path):
 
 
 def _soak_module():
-    script = ROOT / "benchmarks" / "soak.py"
-    spec = importlib.util.spec_from_file_location("soak", script)
-    mod = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(script.parent))
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/soak.py")
 
 
 def test_mean_texts_per_request_follows_the_mix():

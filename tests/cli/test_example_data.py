@@ -7,7 +7,6 @@ test holds on any CPU.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from polyhead.cli.demo import PREDICT_TEXTS
+from script_loader import load_script
 
 pytestmark = pytest.mark.integration  # trains the real encoder; still part of `make test`
 
@@ -25,14 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "examples" / "data"
 
 
-def _load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-SCREENSHOT_TEXTS = _load(REPO / "tools" / "screenshot_playground.py", "screenshot_playground").TEXTS
+SCREENSHOT_TEXTS = load_script("tools/screenshot_playground.py").TEXTS
 
 # What a person reads in each sentence: intent, sentiment, entities (text, type).
 ANNA = {("Anna Schmidt", "PER"), ("Zephyr X2", "PRODUCT"), ("Berlin", "LOC")}

@@ -397,6 +397,10 @@ def encode_files(
         if not show_progress:  # without bars, Ray Data logs its progress instead: keep that quiet too
             import logging
 
+            # Ray 2.10 draws its per-operator bars whenever verbose_progress is on (its default
+            # there), whatever enable_progress_bars says.
+            ctx.execution_options.verbose_progress = False
+
             logging.getLogger("ray.data").setLevel(logging.WARNING)
         ctx.execution_options.preserve_order = bool(preserve_order)
         ds = read_dataset(files, in_format, text_column)
