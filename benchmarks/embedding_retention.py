@@ -188,6 +188,17 @@ def markdown(doc: dict[str, Any]) -> str:
         row = [arm, cell(s, "stsb_test"), cell(s, "retention.rank_agreement"), cell(s, "retention.cosine"),
                cell(s, "retention.neighbours")] + [cell(s, f"dev.{t}") for t in tasks] + [f"{s['seconds']['mean']:.0f}"]
         lines.append("| " + " | ".join(row) + " |")
+    for arm, cmp in doc.get("versus_baseline", {}).items():
+        lines += ["", f"## {arm}: the benchmark tasks beside the baseline ({doc['baseline']['file']}, same arm and seeds "
+                      f"{', '.join(map(str, cmp['seeds']))})", "",
+                  "| task | here | baseline | difference | per seed | within noise (2 SE) |", "|---|---|---|---|---|---|"]
+        for key, e in cmp.items():
+            if key == "seeds":
+                continue
+            sd = (lambda v: f" ± {v:.4f}" if v is not None else "")
+            lines.append(f"| {key} | {e['mean']:.4f}{sd(e.get('sd'))} | {e['baseline_mean']:.4f}{sd(e.get('baseline_sd'))} | "
+                         f"{e['difference']:+.4f} | {', '.join(f'{x:+.4f}' for x in e['per_seed'])} | "
+                         f"{'yes' if e.get('within_noise') else 'no' if 'within_noise' in e else '—'} |")
     return "\n".join(lines) + "\n"
 
 
