@@ -62,6 +62,21 @@ def test_mean_texts_per_request_follows_the_mix():
     assert soak.mean_texts_per_request({"similarity": 1.0}) == pytest.approx(pairs, rel=0.03)
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_arrivals_carry_the_texts_of_their_period(seed):
+    """Every period offers text_rate x seconds texts (to within its last request), spread over the
+    period: the luck of the draw changes when texts arrive, not how many."""
+    import random
+
+    soak = _soak_module()
+    plan = soak.arrivals(random.Random(seed), soak.text_pool(), soak.ROUTES, 30.0, 60.0)
+    texts = sum(req[3] for _, req in plan)
+    assert 1800 <= texts < 1800 + max(soak.SIZES)
+    offsets = [at for at, _ in plan]
+    assert offsets == sorted(offsets) and offsets[0] == 0.0 and offsets[-1] < 60.0
+    assert offsets[len(offsets) // 2] == pytest.approx(30.0, abs=10.0)  # spread over the period, not bunched
+
+
 def test_cpu_counters_read_this_process_and_the_machine():
     soak = _soak_module()
     before = soak.server_cpu_seconds(os.getpid())
@@ -93,13 +108,14 @@ def test_open_loop_replays_one_period_of_arrivals(replay):
     soak = _soak_module()
     rec, client = soak.Recorder(), _Client()
     pool = soak.text_pool()
+    soak.mean_texts_per_request(soak.ROUTES)  # computed once per mix: not inside the timed part
     start = time.monotonic()
-    asyncio.run(soak.open_loop(client, rec, pool, rate=40.0, seconds=1.5, deadline=5.0, seed=7, replay=replay))
+    asyncio.run(soak.open_loop(client, rec, pool, text_rate=400.0, seconds=1.5, deadline=5.0, seed=7, replay=replay))
     if replay:
-        plan = soak.arrivals(random.Random(7), pool, soak.ROUTES, 40.0, replay)
+        plan = soak.arrivals(random.Random(7), pool, soak.ROUTES, 400.0, replay)
         expected = [(k * replay + at, req) for k in range(3) for at, req in plan]
     else:
-        expected = soak.arrivals(random.Random(7), pool, soak.ROUTES, 40.0, 1.5)
+        expected = soak.arrivals(random.Random(7), pool, soak.ROUTES, 400.0, 1.5)
     assert len(expected) > 30 and len(client.sent) == len(expected) == len(rec.answers)
     assert [(path, body) for _, path, body in client.sent] == [(req[1], repr(req[2])) for _, req in expected]
     late = max(t - start - at for (t, _, _), (at, _) in zip(client.sent, expected))
