@@ -50,7 +50,7 @@ def test_expectations_cover_what_the_demo_and_screenshot_show() -> None:
 
 def test_generator_reproduces_the_shipped_data(tmp_path: Path) -> None:
     """Deterministic: the generator writes byte for byte what ships; every message carries every label."""
-    gen = _load(REPO / "examples" / "make_example_data.py", "make_example_data")
+    gen = load_script("examples/make_example_data.py")
     gen.OUT = tmp_path
     gen.main()
     shipped = sorted(p.relative_to(DATA) for p in DATA.rglob("*") if p.is_file())
