@@ -192,23 +192,29 @@ def markdown(doc: dict[str, Any]) -> str:
         lines += ["", f"## {arm}: the benchmark tasks beside the baseline ({doc['baseline']['file']}, same arm and seeds "
                       f"{', '.join(map(str, cmp['seeds']))})", "",
                   "| task | here | baseline | difference | per seed | within noise (2 SE) |", "|---|---|---|---|---|---|"]
+        def sd(v: float | None) -> str:
+            return f" ± {v:.4f}" if v is not None else ""
+
         for key, e in cmp.items():
             if key == "seeds":
                 continue
-            sd = (lambda v: f" ± {v:.4f}" if v is not None else "")
             lines.append(f"| {key} | {e['mean']:.4f}{sd(e.get('sd'))} | {e['baseline_mean']:.4f}{sd(e.get('baseline_sd'))} | "
                          f"{e['difference']:+.4f} | {', '.join(f'{x:+.4f}' for x in e['per_seed'])} | "
                          f"{'yes' if e.get('within_noise') else 'no' if 'within_noise' in e else '—'} |")
     return "\n".join(lines) + "\n"
 
 
-def add_versus(doc: dict[str, Any], args: argparse.Namespace) -> None:
-    """The kinds set's comparison with the baseline results (see versus)."""
-    if args.task_set != "kinds" or not Path(args.baseline).is_file():
-        return
-    base = json.loads(Path(args.baseline).read_text())
-    doc["baseline"] = {"file": os.path.relpath(Path(args.baseline).resolve(), ROOT), "command": base.get("command")}
-    doc["versus_baseline"] = versus(doc["rows"], base["rows"])
+def write_results(doc: dict[str, Any], results: Path, args: argparse.Namespace) -> None:
+    """Recompute the per-arm summary (and, for the kinds set, the comparison with --baseline: see
+    versus) from the rows, and write the results JSON and its .md."""
+    doc["summary"] = summarise(doc["rows"])
+    if args.task_set == "kinds" and Path(args.baseline).is_file():
+        base = json.loads(Path(args.baseline).read_text())
+        doc["baseline"] = {"file": os.path.relpath(Path(args.baseline).resolve(), ROOT), "command": base.get("command")}
+        doc["versus_baseline"] = versus(doc["rows"], base["rows"])
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(doc, indent=1) + "\n")
+    results.with_suffix(".md").write_text(markdown(doc))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,11 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             doc["rows"] += [r for r in other["rows"] if (r["arm"], r["seed"]) not in have]
             doc.setdefault("merged", []).append({"file": os.path.relpath(path, ROOT), "command": other.get("command")})
         doc["rows"].sort(key=lambda r: (list(ARMS).index(r["arm"]), doc["seeds"].index(r["seed"]) if r["seed"] in doc["seeds"] else 99))
-        doc["summary"] = summarise(doc["rows"])
-        add_versus(doc, args)
-        results.parent.mkdir(parents=True, exist_ok=True)
-        results.write_text(json.dumps(doc, indent=1) + "\n")
-        results.with_suffix(".md").write_text(markdown(doc))
+        write_results(doc, results, args)
         return 0
     done = {(r["arm"], r["seed"]) for r in doc["rows"]}
     for seed in seeds:
@@ -290,11 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                 "stsb_test": round(stsb_spearman(model.encoder), 6),
             }
             doc["rows"].append(row)
-            doc["summary"] = summarise(doc["rows"])
-            add_versus(doc, args)
-            results.parent.mkdir(parents=True, exist_ok=True)
-            results.write_text(json.dumps(doc, indent=1) + "\n")
-            results.with_suffix(".md").write_text(markdown(doc))
+            write_results(doc, results, args)
             print(f"{arm} seed {seed}: STS-B {row['stsb_test']:.4f}, dev {row['dev']}, retention {row['retention']}, {seconds:.0f}s", flush=True)
             shutil.rmtree(folder, ignore_errors=True)  # the numbers are in the results file
     return 0

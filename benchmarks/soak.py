@@ -17,7 +17,8 @@ Phases, against one server (a subprocess on a free loopback port):
 Throughout, /health is probed every second (its latency is reported) and the server's RSS, its CPU
 time and the machine's CPU counters (steal: time a virtual machine's host gave to other guests) are
 read from /proc as often. Per bucket (a minute by default): throughput, p50/p99 latency of the
-200s, RSS, the server's CPU milliseconds per answered text, the steal share, and answers by status. The targets (docs/serving.md) are evaluated at the end.
+200s, RSS, the server's CPU milliseconds per answered text, the steal share, and answers by
+status. The targets (docs/serving.md) are evaluated at the end.
 
     HF_HUB_OFFLINE=1 OMP_NUM_THREADS=2 .venv/bin/python benchmarks/soak.py --backend torch
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/soak.py --backend openvino          # exports int8 first
@@ -317,7 +318,7 @@ def buckets(rec: Recorder, bucket: float) -> list[dict[str, Any]]:
         steal = (cpu[-1][2] - cpu[0][2]) / max(1, cpu[-1][3] - cpu[0][3]) if len(cpu) > 1 else None
         phases = sorted({a[1] for a in mine})
         rows.append({"bucket": i + 1, "phase": "+".join(phases), "answers": len(mine), "ok_per_s": len(ok) / bucket,
-                     "texts_per_s": sum(a[5] for a in ok) / bucket, "p50_ms": pct([a[4] for a in ok], 50),
+                     "texts_per_s": texts_ok / bucket, "p50_ms": pct([a[4] for a in ok], 50),
                      "p99_ms": pct([a[4] for a in ok], 99), "max_ms": pct([a[4] for a in mine], 100),
                      "rss_mib": max(rss) if rss else None, "rss_median_mib": float(np.median(rss)) if rss else None, "health_max_ms": pct(health, 100),
                      "server_cpu_ms_per_text": 1000 * server_cpu / texts_ok if server_cpu is not None and texts_ok else None,

@@ -1,4 +1,4 @@
-"""Load a script that is not part of the package (benchmarks/, tools/) as a module, by its path."""
+"""Load a script that is not part of the package (benchmarks/, tools/, examples/) as a module, by its path."""
 from __future__ import annotations
 
 import importlib.util
