@@ -64,6 +64,7 @@ ARMS["fit-anchor-1-refit"] = ["training.init_heads=fit", *ARMS["anchor-1-refit"]
 BENCHMARK_SUBSET = dict(train_fraction=0.15, dev_cap=500, test_cap=1000, epochs=2)
 # The kinds set: the benchmark set's tasks and these, one of each newer kind (`polyhead datasets fetch
 # sentiment_score conll2003_types stsb_equivalence`).
+BENCHMARK_TASKS = ["trec", "sentiment", "conll2003"]
 NEW_KINDS = [
     {"name": "sentiment_score", "kind": "regression", "label_column": "score"},
     {"name": "conll2003_types", "kind": "multilabel", "label_column": "labels"},
@@ -93,11 +94,15 @@ def stsb_spearman(encoder: Any) -> float:
     return float(spearmanr(np.sum(va * vb, axis=1), gold).statistic)
 
 
-def run_config(task_set: str, arm: str, seed: int, work: Path) -> Any:
+def run_config(task_set: str, arm: str, seed: int, work: Path, without: tuple[str, ...] = (),
+               eval_test: bool = False) -> Any:
+    """The run's config: the task set's, the arm's overrides, the seed; the kinds set without the
+    tasks named in `without`; `eval_test` also scores the test split at every evaluation (it never
+    selects: see evals)."""
     from polyhead.bench.harness import load_run_config
     from polyhead.bench.subset import Subset
 
-    overrides = [*ARMS[arm], f"training.seed={seed}"]
+    overrides = [*ARMS[arm], f"training.seed={seed}"] + (["training.eval_test=true"] if eval_test else [])
     if task_set == "example":
         return load_run_config(ROOT / "configs" / "example.yaml", overrides, None, work)
     overrides += ["training.distill_teachers={}", "training.distill_other_texts=0"]
@@ -108,12 +113,43 @@ def run_config(task_set: str, arm: str, seed: int, work: Path) -> Any:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         doc["tasks"] += [{**t, **{s: f"{{cache}}/datasets/{t['name']}/{s}.jsonl" for s in ("train", "dev", "test")}}
                          for t in NEW_KINDS]
+        unknown = sorted(set(without) - {t["name"] for t in doc["tasks"]})
+        if unknown:
+            raise SystemExit(f"--without: no task {unknown} in the kinds set")
+        doc["tasks"] = [t for t in doc["tasks"] if t["name"] not in without]
         work.mkdir(parents=True, exist_ok=True)
         path = work / "kinds.yaml"
         path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     cfg = load_run_config(path, overrides, Subset(**BENCHMARK_SUBSET), work)
     cfg.tasks = [t for t in cfg.tasks if t.kind != "similarity"]
     return cfg
+
+
+def evals(curves: Path, headline: dict[str, str]) -> list[dict[str, Any]]:
+    """Every evaluation of a run, from its training/curves.csv: the step, and each task's headline
+    dev score (and test score, where the run had training.eval_test)."""
+    import csv
+
+    out: dict[int, dict[str, Any]] = {}
+    with curves.open(newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            split = {"eval": "dev", "eval-test": "test"}.get(r["type"])
+            if split is None or r["task"] not in headline:
+                continue
+            step = int(r["step"])
+            e = out.setdefault(step, {"step": step, "epoch": int(r["epoch"]), "dev": {}, "test": {}})
+            e[split][r["task"]] = round(float(r[headline[r["task"]]]), 6)
+    return [out[k] for k in sorted(out)]
+
+
+def reselect(row: dict[str, Any], tasks: list[str]) -> dict[str, Any] | None:
+    """The evaluation that the mean dev score of `tasks` alone would have kept, from a row's evals:
+    its step and test scores (the trained heads', before any refit stage)."""
+    scored = [e for e in row.get("evals", []) if all(t in e["dev"] for t in tasks)]
+    if not scored:
+        return None
+    best = max(scored, key=lambda e: statistics.fmean(e["dev"][t] for t in tasks))  # first of equals, as training keeps
+    return {"step": best["step"], "test": best["test"]}
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -201,7 +237,31 @@ def markdown(doc: dict[str, Any]) -> str:
             lines.append(f"| {key} | {e['mean']:.4f}{sd(e.get('sd'))} | {e['baseline_mean']:.4f}{sd(e.get('baseline_sd'))} | "
                          f"{e['difference']:+.4f} | {', '.join(f'{x:+.4f}' for x in e['per_seed'])} | "
                          f"{'yes' if e.get('within_noise') else 'no' if 'within_noise' in e else '—'} |")
+    lines += selection_markdown(doc["rows"])
     return "\n".join(lines) + "\n"
+
+
+def selection_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """Per row with evals: the test scores of the benchmark tasks at the kept evaluation, and at
+    the one that their dev mean alone would have kept (both before any refit stage)."""
+    rows = [r for r in rows if any(e["test"] for e in r.get("evals", []))]
+    if not rows:
+        return []
+    tasks = [t for t in BENCHMARK_TASKS if any(t in e["test"] for r in rows for e in r["evals"])]
+    lines = ["", "## Checkpoint selection: the kept evaluation vs the benchmark tasks' dev mean", "",
+             "Test scores of the trained heads at each evaluation (training.eval_test), before the refit stage.", "",
+             "| arm | seed | evaluations (step) | kept (all tasks' dev mean) | " + " | ".join(f"{t} test, kept" for t in tasks)
+             + " | kept by the benchmark tasks' dev mean | " + " | ".join(f"{t} test, then" for t in tasks) + " |",
+             "|" + "---|" * (5 + 2 * len(tasks))]
+    for r in rows:
+        kept = next((e for e in r["evals"] if e["step"] == r.get("best_step")), None)
+        alt = reselect(r, tasks)
+        def scores(e: dict[str, Any] | None) -> list[str]:
+            return [f"{e['test'][t]:.4f}" if e and t in e["test"] else "—" for t in tasks]
+        lines.append(f"| {r['arm']} | {r['seed']} | {', '.join(str(e['step']) for e in r['evals'])} | "
+                     f"{r.get('best_step', '—')} | " + " | ".join(scores(kept)) + f" | {alt['step'] if alt else '—'} | "
+                     + " | ".join(scores(alt)) + " |")
+    return lines
 
 
 def write_results(doc: dict[str, Any], results: Path, args: argparse.Namespace) -> None:
@@ -226,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default=None, help="results JSON (default runs/results/retention-<set>.json)")
     parser.add_argument("--baseline", default=str(ROOT / "benchmarks" / "results" / "retention-benchmark.json"),
                         help="kinds set: the results file its benchmark tasks are compared with (same arm and seeds)")
+    parser.add_argument("--without", default="", metavar="TASKS",
+                        help="kinds set: leave out these tasks (comma-separated), e.g. conll2003_types")
+    parser.add_argument("--eval-test", action="store_true",
+                        help="also score the test split at every evaluation (rows' evals; never selects)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                         help="no training: add these results files' rows (e.g. seeds run in another process) to --results")
@@ -243,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     from polyhead.training.loop import train
 
     seeds = [int(s) for s in args.seeds.split(",")]
+    without = tuple(t for t in args.without.split(",") if t)
+    if without and args.task_set != "kinds":
+        raise SystemExit("--without applies to the kinds set")
     arms = [a for a in args.arms.split(",") if a]
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
@@ -257,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         doc["commands"].append(command)
     if args.task_set in ("benchmark", "kinds"):
         doc["subset"] = BENCHMARK_SUBSET
+    if without:
+        doc["without"] = list(without)
     if "untrained_stsb" not in doc:
         doc["untrained_stsb"] = round(stsb_spearman(Encoder()), 6)
     if args.merge:
@@ -275,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             folder = out / f"{arm}-s{seed}"
             shutil.rmtree(folder, ignore_errors=True)
-            cfg = run_config(args.task_set, arm, seed, out / "work")
+            cfg = run_config(args.task_set, arm, seed, out / "work", without, args.eval_test)
             t0 = time.time()
             result = train(cfg, folder, progress=False, log=lambda m: None)
             seconds = time.time() - t0
@@ -290,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
                 "test": {t: round(float(m[metrics["headline_metrics"][t]]), 6) for t, m in (result.test or {}).items()},
                 "retention": metrics.get("retention"),
                 "stsb_test": round(stsb_spearman(model.encoder), 6),
+                "best_step": metrics["best_step"],
+                "evals": evals(folder / "training" / "curves.csv", metrics["headline_metrics"]),
             }
             doc["rows"].append(row)
             write_results(doc, results, args)

@@ -53,3 +53,63 @@ def test_kinds_config_adds_one_task_of_each_newer_kind(tmp_path, monkeypatch):
     assert tasks["conll2003_types"]["train"] == "{cache}/datasets/conll2003_types/train.jsonl"
     assert "training.seed=1" in seen["overrides"] and "training.anchor_weight=1.0" in seen["overrides"]
     assert seen["subset"].train_fraction == er.BENCHMARK_SUBSET["train_fraction"]
+
+
+def _curves(tmp_path):
+    """A run's curves.csv: loss rows, two evaluations of two tasks, the second with test scores."""
+    path = tmp_path / "curves.csv"
+    path.write_text(
+        "type,step,epoch,task,loss,weight,lr,accuracy,entity_f1\n"
+        "train,10,1,trec,0.9,1.0,0.0001,,\n"
+        "eval,50,1,trec,,,,0.90,\n"
+        "eval,50,1,conll2003,,,,,0.70\n"
+        "eval-test,50,1,trec,,,,0.93,\n"
+        "eval-test,50,1,conll2003,,,,,0.72\n"
+        "eval,100,2,trec,,,,0.92,\n"
+        "eval,100,2,conll2003,,,,,0.69\n"
+        "eval-test,100,2,trec,,,,0.94,\n"
+        "eval-test,100,2,conll2003,,,,,0.68\n"
+        "eval,100,2,other,,,,0.10,\n")
+    return path
+
+
+def test_evals_reads_each_evaluation_from_curves(tmp_path):
+    er = _module()
+    out = er.evals(_curves(tmp_path), {"trec": "accuracy", "conll2003": "entity_f1"})
+    assert [e["step"] for e in out] == [50, 100] and [e["epoch"] for e in out] == [1, 2]
+    assert out[0]["dev"] == {"trec": 0.90, "conll2003": 0.70}
+    assert out[1]["test"] == {"trec": 0.94, "conll2003": 0.68}
+    assert "other" not in out[1]["dev"]  # a task without a headline metric here is not read
+
+
+def test_reselect_keeps_the_evaluation_the_named_tasks_prefer(tmp_path):
+    er = _module()
+    row = {"evals": er.evals(_curves(tmp_path), {"trec": "accuracy", "conll2003": "entity_f1"}), "best_step": 100}
+    assert er.reselect(row, ["conll2003"]) == {"step": 50, "test": {"trec": 0.93, "conll2003": 0.72}}
+    assert er.reselect(row, ["trec"])["step"] == 100
+    assert er.reselect(row, ["trec", "conll2003"])["step"] == 100  # means 0.805 vs 0.800
+    assert er.reselect({"evals": []}, ["trec"]) is None
+    md = er.selection_markdown([{**row, "arm": "a", "seed": 1}])
+    assert any("| a | 1 | 50, 100 | 100 |" in line for line in md)
+
+
+def test_kinds_config_leaves_out_named_tasks(tmp_path, monkeypatch):
+    er = _module()
+    seen = {}
+
+    def fake_load(path, overrides, subset, work):
+        import yaml
+
+        seen.update(doc=yaml.safe_load(path.read_text()), overrides=overrides)
+        raise RuntimeError("stop here")
+
+    import polyhead.bench.harness as harness
+
+    monkeypatch.setattr(harness, "load_run_config", fake_load)
+    with pytest.raises(RuntimeError, match="stop here"):
+        er.run_config("kinds", "anchor-1-refit", 1, tmp_path, ("conll2003_types",), eval_test=True)
+    names = [t["name"] for t in seen["doc"]["tasks"]]
+    assert "conll2003_types" not in names and "sentiment_score" in names
+    assert "training.eval_test=true" in seen["overrides"]
+    with pytest.raises(SystemExit, match="no task"):
+        er.run_config("kinds", "anchor-1-refit", 1, tmp_path, ("nope",))
