@@ -42,6 +42,9 @@ OPSET = 17
 _FUSABLE = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "camembert", "mpnet"}
 # A fused graph that drifts further than this from the plain export is discarded.
 _FUSION_TOLERANCE = 1e-4
+# The releases from which ORT's offline fusion recognises the exported attention as one Attention
+# op per layer (measured with a BERT; older ones fuse LayerNorm and GELU only: docs/dependencies.md).
+ATTENTION_FUSION_NEEDS = {"onnxruntime": "1.31", "transformers": "5.13"}
 
 
 # -- export ---------------------------------------------------------------------------------
@@ -54,7 +57,8 @@ def export_onnx(
 ) -> Path:
     """Export a MultiTaskModel (or a bare Encoder) to an ONNX folder; return the folder.
 
-    optimize=True also applies ORT's offline transformer fusions (one Attention op per layer);
+    optimize=True also applies ORT's offline transformer fusions (one Attention op per layer with
+    onnxruntime>=1.31 and transformers>=5.13; older releases fuse the rest and warn);
     off by default because on the measured CPU the plain graph, which ORT optimises itself at
     load time, ran faster (docs/speed.md).
 
@@ -240,7 +244,32 @@ def _fuse(model: Any, raw: Path, out: Path, probe: dict) -> tuple[Path, dict[str
     if diff > _FUSION_TOLERANCE:
         out.unlink(missing_ok=True)
         return raw, {"applied": False, "reason": f"fused graph differs by {diff:.2e} > {_FUSION_TOLERANCE}", "ops": stats}
-    return out, {"applied": True, "ops": stats, "max_abs_diff_vs_unfused": diff}
+    fusion: dict[str, Any] = {"applied": True, "ops": stats, "max_abs_diff_vs_unfused": diff}
+    layers = int(getattr(config, "num_hidden_layers", 0) or 0)
+    if stats.get("Attention", 0) < layers:
+        fusion["attention"] = attention_fusion_note(stats.get("Attention", 0), layers)
+        warnings.warn(f"optimize=True: {fusion['attention']}", stacklevel=3)
+    return out, fusion
+
+
+def release(text: str) -> tuple[int, ...]:
+    """`1.31.0rc1` -> (1, 31, 0): the leading numbers of a version, for ordering releases."""
+    import re
+
+    return tuple(int(x) for x in re.findall(r"\d+", re.match(r"[\d.]*", text).group(0)))
+
+
+def attention_fusion_note(fused: int, layers: int) -> str:
+    """Why the offline fusion left attention layers unfused: the installed releases beside the ones
+    from which it recognises them (ATTENTION_FUSION_NEEDS)."""
+    from importlib.metadata import version
+
+    found = {name: version(name) for name in ATTENTION_FUSION_NEEDS}
+    old = [f"{name} {found[name]}" for name, need in ATTENTION_FUSION_NEEDS.items() if release(found[name]) < release(need)]
+    needs = " and ".join(f"{name}>={need}" for name, need in ATTENTION_FUSION_NEEDS.items())
+    why = f"it recognises the exported attention with {needs}; installed: {', '.join(old)}" if old else (
+        f"not the releases ({needs} installed): this architecture's attention pattern is not one it knows")
+    return f"attention fused in {fused} of {layers} layers ({why}); the other fusions are applied and exact"
 
 
 def _max_output_diff(a: Any, b: Any, feed: dict) -> float:
