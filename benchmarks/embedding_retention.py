@@ -59,6 +59,10 @@ for _w in (10, 30, 100, 300):
 # fine-tuning): alone, and with the default anchor and refit stage.
 ARMS["fit-none"] = ["training.init_heads=fit", *ARMS["none"]]
 ARMS["fit-anchor-1-refit"] = ["training.init_heads=fit", *ARMS["anchor-1-refit"]]
+# The kinds set only: the multi-label task on CoNLL's own sentences at a quarter of the others'
+# loss weight (static weighting reads each task's `weight`: TASK_WEIGHTS), the defaults otherwise.
+ARMS["types-0.25-refit"] = ["training.anchor_weight=1.0", "training.weighting=static", "training.refit_heads=true"]
+TASK_WEIGHTS: dict[str, dict[str, float]] = {"types-0.25-refit": {"conll2003_types": 0.25}}
 # The benchmark set: the three per-text tasks (no similarity task, which would train the embedding
 # directly), on a seeded subset so that three seeds of every arm fit in a CPU session.
 BENCHMARK_SUBSET = dict(train_fraction=0.15, dev_cap=500, test_cap=1000, epochs=2)
@@ -117,6 +121,8 @@ def run_config(task_set: str, arm: str, seed: int, work: Path, without: tuple[st
         if unknown:
             raise SystemExit(f"--without: no task {unknown} in the kinds set")
         doc["tasks"] = [t for t in doc["tasks"] if t["name"] not in without]
+        for t in doc["tasks"]:
+            t["weight"] = TASK_WEIGHTS.get(arm, {}).get(t["name"], t.get("weight", 1.0))
         work.mkdir(parents=True, exist_ok=True)
         path = work / "kinds.yaml"
         path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")

@@ -113,3 +113,23 @@ def test_kinds_config_leaves_out_named_tasks(tmp_path, monkeypatch):
     assert "training.eval_test=true" in seen["overrides"]
     with pytest.raises(SystemExit, match="no task"):
         er.run_config("kinds", "anchor-1-refit", 1, tmp_path, ("nope",))
+
+
+def test_an_arm_can_weight_one_task_of_the_kinds_set(tmp_path, monkeypatch):
+    er = _module()
+    seen = {}
+
+    def fake_load(path, overrides, subset, work):
+        import yaml
+
+        seen.update(doc=yaml.safe_load(path.read_text()), overrides=overrides)
+        raise RuntimeError("stop here")
+
+    import polyhead.bench.harness as harness
+
+    monkeypatch.setattr(harness, "load_run_config", fake_load)
+    with pytest.raises(RuntimeError, match="stop here"):
+        er.run_config("kinds", "types-0.25-refit", 1, tmp_path)
+    weights = {t["name"]: t["weight"] for t in seen["doc"]["tasks"]}
+    assert weights["conll2003_types"] == 0.25 and weights["conll2003"] == 1.0
+    assert "training.weighting=static" in seen["overrides"]
