@@ -219,7 +219,7 @@ def markdown(doc: dict[str, Any]) -> str:
     head = ["arm", "STS-B test (embedding)", "rank agreement", "cosine", "10-NN overlap"] + [f"{t} dev" for t in tasks] + ["s/run"]
     lines = [f"# Embedding retention: {doc['task_set']} task set", "",
              f"`{doc['command']}`", "", f"Machine: {doc['machine']}. Starting encoder's STS-B test Spearman: "
-             f"{doc['untrained_stsb']:.4f}. Mean ± sd over seeds {', '.join(map(str, doc['seeds']))}.", "",
+             f"{doc['untrained_stsb']:.4f}. Mean ± sd over seeds {', '.join(map(str, dict.fromkeys(r['seed'] for r in doc['rows'])))}.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def cell(s: dict[str, Any], key: str) -> str:
