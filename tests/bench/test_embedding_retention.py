@@ -13,6 +13,24 @@ def _row(seed: int, trec: float, sentiment: float) -> dict:
     return {"arm": "anchor-1-refit", "seed": seed, "test": {"trec": trec, "sentiment": sentiment}, "dev": {"trec": trec}}
 
 
+def _kinds_config(er, monkeypatch, *args, **kwargs) -> dict:
+    """What run_config hands to load_run_config for the kinds set: the YAML, overrides and subset."""
+    seen = {}
+
+    def fake_load(path, overrides, subset, work):
+        import yaml
+
+        seen.update(doc=yaml.safe_load(path.read_text()), overrides=overrides, subset=subset)
+        raise RuntimeError("stop here")
+
+    import polyhead.bench.harness as harness
+
+    monkeypatch.setattr(harness, "load_run_config", fake_load)
+    with pytest.raises(RuntimeError, match="stop here"):
+        er.run_config("kinds", *args, **kwargs)
+    return seen
+
+
 def test_versus_pairs_seeds_and_calls_noise_from_both_sets():
     er = _module()
     base = [_row(42, 0.93, 0.80), _row(1, 0.94, 0.79), _row(2, 0.92, 0.78), _row(7, 0.10, 0.10)]
@@ -33,19 +51,7 @@ def test_kinds_config_adds_one_task_of_each_newer_kind(tmp_path, monkeypatch):
     """The kinds set is the benchmark set (without its similarity task) plus the three newer kinds,
     each reading its fetched dataset, on the same subset."""
     er = _module()
-    seen = {}
-
-    def fake_load(path, overrides, subset, work):
-        import yaml
-
-        seen.update(doc=yaml.safe_load(path.read_text()), overrides=overrides, subset=subset)
-        raise RuntimeError("stop here")
-
-    import polyhead.bench.harness as harness
-
-    monkeypatch.setattr(harness, "load_run_config", fake_load)
-    with pytest.raises(RuntimeError, match="stop here"):
-        er.run_config("kinds", "anchor-1-refit", 1, tmp_path)
+    seen = _kinds_config(er, monkeypatch, "anchor-1-refit", 1, tmp_path)
     tasks = {t["name"]: t for t in seen["doc"]["tasks"]}
     assert {"trec", "sentiment", "conll2003"} <= set(tasks)
     assert {tasks[n]["kind"] for n in ("sentiment_score", "conll2003_types", "stsb_equivalence")} == {
@@ -95,19 +101,7 @@ def test_reselect_keeps_the_evaluation_the_named_tasks_prefer(tmp_path):
 
 def test_kinds_config_leaves_out_named_tasks(tmp_path, monkeypatch):
     er = _module()
-    seen = {}
-
-    def fake_load(path, overrides, subset, work):
-        import yaml
-
-        seen.update(doc=yaml.safe_load(path.read_text()), overrides=overrides)
-        raise RuntimeError("stop here")
-
-    import polyhead.bench.harness as harness
-
-    monkeypatch.setattr(harness, "load_run_config", fake_load)
-    with pytest.raises(RuntimeError, match="stop here"):
-        er.run_config("kinds", "anchor-1-refit", 1, tmp_path, ("conll2003_types",), eval_test=True)
+    seen = _kinds_config(er, monkeypatch, "anchor-1-refit", 1, tmp_path, ("conll2003_types",), eval_test=True)
     names = [t["name"] for t in seen["doc"]["tasks"]]
     assert "conll2003_types" not in names and "sentiment_score" in names
     assert "training.eval_test=true" in seen["overrides"]
@@ -117,19 +111,7 @@ def test_kinds_config_leaves_out_named_tasks(tmp_path, monkeypatch):
 
 def test_an_arm_can_weight_one_task_of_the_kinds_set(tmp_path, monkeypatch):
     er = _module()
-    seen = {}
-
-    def fake_load(path, overrides, subset, work):
-        import yaml
-
-        seen.update(doc=yaml.safe_load(path.read_text()), overrides=overrides)
-        raise RuntimeError("stop here")
-
-    import polyhead.bench.harness as harness
-
-    monkeypatch.setattr(harness, "load_run_config", fake_load)
-    with pytest.raises(RuntimeError, match="stop here"):
-        er.run_config("kinds", "types-0.25-refit", 1, tmp_path)
+    seen = _kinds_config(er, monkeypatch, "types-0.25-refit", 1, tmp_path)
     weights = {t["name"]: t["weight"] for t in seen["doc"]["tasks"]}
     assert weights["conll2003_types"] == 0.25 and weights["conll2003"] == 1.0
     assert "training.weighting=static" in seen["overrides"]
