@@ -259,11 +259,12 @@ def selection_markdown(rows: list[dict[str, Any]]) -> list[str]:
              "| arm | seed | evaluations (step) | kept (all tasks' dev mean) | " + " | ".join(f"{t} test, kept" for t in tasks)
              + " | kept by the benchmark tasks' dev mean | " + " | ".join(f"{t} test, then" for t in tasks) + " |",
              "|" + "---|" * (5 + 2 * len(tasks))]
+    def scores(e: dict[str, Any] | None) -> list[str]:
+        return [f"{e['test'][t]:.4f}" if e and t in e["test"] else "—" for t in tasks]
+
     for r in rows:
         kept = next((e for e in r["evals"] if e["step"] == r.get("best_step")), None)
         alt = reselect(r, tasks)
-        def scores(e: dict[str, Any] | None) -> list[str]:
-            return [f"{e['test'][t]:.4f}" if e and t in e["test"] else "—" for t in tasks]
         lines.append(f"| {r['arm']} | {r['seed']} | {', '.join(str(e['step']) for e in r['evals'])} | "
                      f"{r.get('best_step', '—')} | " + " | ".join(scores(kept)) + f" | {alt['step'] if alt else '—'} | "
                      + " | ".join(scores(alt)) + " |")

@@ -259,13 +259,18 @@ def release(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", re.match(r"[\d.]*", text).group(0)))
 
 
-def attention_fusion_note(fused: int, layers: int) -> str:
-    """Why the offline fusion left attention layers unfused: the installed releases beside the ones
-    from which it recognises them (ATTENTION_FUSION_NEEDS)."""
+def releases_too_old_for_attention_fusion() -> list[str]:
+    """`["onnxruntime 1.18.1"]`: each installed release older than ATTENTION_FUSION_NEEDS asks."""
     from importlib.metadata import version
 
     found = {name: version(name) for name in ATTENTION_FUSION_NEEDS}
-    old = [f"{name} {found[name]}" for name, need in ATTENTION_FUSION_NEEDS.items() if release(found[name]) < release(need)]
+    return [f"{name} {found[name]}" for name, need in ATTENTION_FUSION_NEEDS.items() if release(found[name]) < release(need)]
+
+
+def attention_fusion_note(fused: int, layers: int) -> str:
+    """Why the offline fusion left attention layers unfused: the installed releases beside the ones
+    from which it recognises them (ATTENTION_FUSION_NEEDS)."""
+    old = releases_too_old_for_attention_fusion()
     needs = " and ".join(f"{name}>={need}" for name, need in ATTENTION_FUSION_NEEDS.items())
     why = f"it recognises the exported attention with {needs}; installed: {', '.join(old)}" if old else (
         f"not the releases ({needs} installed): this architecture's attention pattern is not one it knows")
