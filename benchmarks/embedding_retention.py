@@ -32,6 +32,7 @@ import shutil
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +64,19 @@ ARMS["fit-anchor-1-refit"] = ["training.init_heads=fit", *ARMS["anchor-1-refit"]
 # loss weight (static weighting reads each task's `weight`: TASK_WEIGHTS), the defaults otherwise.
 ARMS["types-0.25-refit"] = ["training.anchor_weight=1.0", "training.weighting=static", "training.refit_heads=true"]
 TASK_WEIGHTS: dict[str, dict[str, float]] = {"types-0.25-refit": {"conll2003_types": 0.25}}
+# The defaults with a text that several sources share anchored once (training.anchor_shared_texts:
+# once): where no text is shared (the benchmark set) it trains exactly as anchor-1-refit.
+ARMS["once-1-refit"] = [*ARMS["anchor-1-refit"], "training.anchor_shared_texts=once"]
 # The benchmark set: the three per-text tasks (no similarity task, which would train the embedding
 # directly), on a seeded subset so that three seeds of every arm fit in a CPU session.
 BENCHMARK_SUBSET = dict(train_fraction=0.15, dev_cap=500, test_cap=1000, epochs=2)
 # The kinds set: the benchmark set's tasks and these, one of each newer kind (`polyhead datasets fetch
 # sentiment_score conll2003_types stsb_equivalence`).
 BENCHMARK_TASKS = ["trec", "sentiment", "conll2003"]
+# The kinds set's tasks derived from another's annotation, and that task: with --same-texts they
+# label the same sampled sentences as it does (as a user deriving them from their own data would
+# have), not an independent sample of the same file.
+DERIVED = {"conll2003_types": "conll2003", "sentiment_score": "sentiment"}
 NEW_KINDS = [
     {"name": "sentiment_score", "kind": "regression", "label_column": "score"},
     {"name": "conll2003_types", "kind": "multilabel", "label_column": "labels"},
@@ -99,10 +107,10 @@ def stsb_spearman(encoder: Any) -> float:
 
 
 def run_config(task_set: str, arm: str, seed: int, work: Path, without: tuple[str, ...] = (),
-               eval_test: bool = False) -> Any:
+               eval_test: bool = False, same_texts: bool = False) -> Any:
     """The run's config: the task set's, the arm's overrides, the seed; the kinds set without the
     tasks named in `without`; `eval_test` also scores the test split at every evaluation (it never
-    selects: see evals)."""
+    selects: see evals); `same_texts`: the derived tasks on their source task's sampled sentences."""
     from polyhead.bench.harness import load_run_config
     from polyhead.bench.subset import Subset
 
@@ -128,7 +136,43 @@ def run_config(task_set: str, arm: str, seed: int, work: Path, without: tuple[st
         path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     cfg = load_run_config(path, overrides, Subset(**BENCHMARK_SUBSET), work)
     cfg.tasks = [t for t in cfg.tasks if t.kind != "similarity"]
+    if same_texts:
+        align_derived(cfg, work)
     return cfg
+
+
+def subset_texts(path: Path) -> Counter[str]:
+    """The texts of a subset file, counted: JSON lines' "text", or a CoNLL sentence's words joined by spaces."""
+    from polyhead.bench.subset import _units
+
+    units, _ = _units(path)
+    if path.suffix == ".conll":
+        return Counter(" ".join(line.split()[0] for line in u.splitlines() if line.strip()) for u in units)
+    return Counter(json.loads(u)["text"] for u in units)
+
+
+def align_derived(cfg: Any, work: Path) -> None:
+    """Point each derived task (DERIVED) present beside its source task at rows of its full files
+    with the texts the source task's subset sampled (as often as it has each), split by split."""
+    from polyhead.io import default_cache_dir
+
+    tasks = {t.name: t for t in cfg.tasks}
+    for child, parent in DERIVED.items():
+        if child not in tasks or parent not in tasks:
+            continue
+        for split in ("train", "dev", "test"):
+            keep = subset_texts(Path(getattr(tasks[parent], split)))
+            full = default_cache_dir() / "datasets" / child / f"{split}.jsonl"
+            rows = []
+            for line in full.read_text(encoding="utf-8").splitlines():
+                text = json.loads(line)["text"] if line.strip() else None
+                if keep.get(text, 0) > 0:  # type: ignore[arg-type]
+                    keep[text] -= 1  # type: ignore[index]
+                    rows.append(line)
+            dst = work / "same-texts" / child / f"{split}.jsonl"
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_text("\n".join(rows) + "\n", encoding="utf-8")
+            setattr(tasks[child], split, str(dst))
 
 
 def evals(curves: Path, headline: dict[str, str]) -> list[dict[str, Any]]:
@@ -175,14 +219,15 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def versus(rows: list[dict[str, Any]], base_rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per arm and baseline task: this set's mean beside the baseline's (same arm, same seeds), the
-    difference, the per-seed differences, and whether the difference is within the seed-to-seed
-    noise (|difference| <= 2 standard errors of a difference of two means, from both sets' seed sds)."""
+def versus(rows: list[dict[str, Any]], base_rows: list[dict[str, Any]], base_arm: str | None = None) -> dict[str, Any]:
+    """Per arm and baseline task: this set's mean beside the baseline's (same arm, or `base_arm` for
+    every arm; same seeds), the difference, the per-seed differences, and whether the difference is
+    within the seed-to-seed noise (|difference| <= 2 standard errors of a difference of two means,
+    from both sets' seed sds)."""
     out: dict[str, Any] = {}
     for arm in dict.fromkeys(r["arm"] for r in rows):
         mine = {r["seed"]: r for r in rows if r["arm"] == arm}
-        base = {r["seed"]: r for r in base_rows if r["arm"] == arm}
+        base = {r["seed"]: r for r in base_rows if r["arm"] == (base_arm or arm)}
         seeds = [s for s in mine if s in base]
         if not seeds:
             continue
@@ -231,8 +276,9 @@ def markdown(doc: dict[str, Any]) -> str:
                cell(s, "retention.neighbours")] + [cell(s, f"dev.{t}") for t in tasks] + [f"{s['seconds']['mean']:.0f}"]
         lines.append("| " + " | ".join(row) + " |")
     for arm, cmp in doc.get("versus_baseline", {}).items():
-        lines += ["", f"## {arm}: the benchmark tasks beside the baseline ({doc['baseline']['file']}, same arm and seeds "
-                      f"{', '.join(map(str, cmp['seeds']))})", "",
+        base_arm = doc["baseline"].get("arm")
+        lines += ["", f"## {arm}: the benchmark tasks beside the baseline ({doc['baseline']['file']}, "
+                      f"{f'arm {base_arm}' if base_arm else 'same arm'} and seeds {', '.join(map(str, cmp['seeds']))})", "",
                   "| task | here | baseline | difference | per seed | within noise (2 SE) |", "|---|---|---|---|---|---|"]
         def sd(v: float | None) -> str:
             return f" ± {v:.4f}" if v is not None else ""
@@ -278,7 +324,9 @@ def write_results(doc: dict[str, Any], results: Path, args: argparse.Namespace) 
     if args.task_set == "kinds" and Path(args.baseline).is_file():
         base = json.loads(Path(args.baseline).read_text())
         doc["baseline"] = {"file": os.path.relpath(Path(args.baseline).resolve(), ROOT), "command": base.get("command")}
-        doc["versus_baseline"] = versus(doc["rows"], base["rows"])
+        if args.baseline_arm:
+            doc["baseline"]["arm"] = args.baseline_arm
+        doc["versus_baseline"] = versus(doc["rows"], base["rows"], args.baseline_arm)
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(doc, indent=1) + "\n")
     results.with_suffix(".md").write_text(markdown(doc))
@@ -295,6 +343,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="kinds set: the results file its benchmark tasks are compared with (same arm and seeds)")
     parser.add_argument("--without", default="", metavar="TASKS",
                         help="kinds set: leave out these tasks (comma-separated), e.g. conll2003_types")
+    parser.add_argument("--baseline-arm", default=None, metavar="ARM",
+                        help="kinds set: compare every arm with this arm of --baseline (e.g. once-1-refit with "
+                             "anchor-1-refit, which trains the same where no text is shared)")
+    parser.add_argument("--same-texts", action="store_true",
+                        help="kinds set: the derived tasks (conll2003_types, sentiment_score) label the sentences their "
+                             "source task's subset sampled, not an independent sample")
     parser.add_argument("--eval-test", action="store_true",
                         help="also score the test split at every evaluation (rows' evals; never selects)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -333,6 +387,10 @@ def main(argv: list[str] | None = None) -> int:
         doc["subset"] = BENCHMARK_SUBSET
     if without:
         doc["without"] = list(without)
+    if args.same_texts:
+        if args.task_set != "kinds":
+            raise SystemExit("--same-texts applies to the kinds set")
+        doc["same_texts"] = DERIVED
     if "untrained_stsb" not in doc:
         doc["untrained_stsb"] = round(stsb_spearman(Encoder()), 6)
     if args.merge:
@@ -351,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             folder = out / f"{arm}-s{seed}"
             shutil.rmtree(folder, ignore_errors=True)
-            cfg = run_config(args.task_set, arm, seed, out / "work", without, args.eval_test)
+            cfg = run_config(args.task_set, arm, seed, out / "work", without, args.eval_test, args.same_texts)
             t0 = time.time()
             result = train(cfg, folder, progress=False, log=lambda m: None)
             seconds = time.time() - t0

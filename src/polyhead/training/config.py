@@ -43,6 +43,7 @@ HEAD_LR_RATIO = 30  # training.head_lr, when not given, is this many times train
 # noise (benchmarks/results/retention-*.json; docs/training.md, "Keeping the sentence embedding").
 DEFAULT_ANCHOR_WEIGHT = 1.0
 ANCHOR_TARGETS = ("vectors", "similarities")
+ANCHOR_SHARED = ("once", "per_source")
 HEAD_INITS = ("random", "fit")
 GRADUAL_UNITS = ("epoch", "step")
 # The deprecated training.mixed_precision (Accelerate's names) -> precision (inference's names).
@@ -279,6 +280,10 @@ class TrainingConfig(Checked):
     # similarities (only the cosines between a batch's texts do: the space may rotate and move as
     # long as its neighbourhoods stay).
     anchor_target: str = opt("vectors", choices=ANCHOR_TARGETS)
+    # A text that several training sources share (one file labelled for two tasks, e.g. entity types
+    # derived from an NER file): once = its anchor term is divided by the number of sources that have
+    # it, so it is held as much as a text only one source has; per_source = each source holds its own copy.
+    anchor_shared_texts: str = opt("per_source", choices=ANCHOR_SHARED)
     # Frozen encoder (freeze.encoder): each split is encoded once and the heads fit on the cached
     # features (docs/training.md, "Frozen encoder"). auto: L-BFGS for linear heads, AdamW with early
     # stopping for heads with a hidden layer; loop: the per-batch loop through the encoder.

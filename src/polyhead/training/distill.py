@@ -19,7 +19,10 @@ Anchor. `training.anchor_weight` > 0 holds the shared embedding space in place: 
 (text and pair) it adds anchor_weight * mean ||s - o||^2, s the student's normalised pooled vector
 of each text, o the same text's vector from the encoder the run started from, computed once before
 the first update. The term is added to the total after loss weighting (it is no task: weightings
-only know task names) and logged as curves.csv rows of type "anchor".
+only know task names) and logged as curves.csv rows of type "anchor". With
+`training.anchor_shared_texts: once`, a text that k training sources share (the same sentences
+labelled for two tasks in two files) weighs 1/k in each source's term, so every distinct text is
+held as much as a text that one source has.
 
 Other tasks' texts. With `training.distill_other_texts` w > 0, a classification or token teacher
 also runs over every *other* training source's texts (both sides of a pair), where its task has no
@@ -73,9 +76,11 @@ def teacher_weight(step: int, total_steps: int, start: float = 1.0, anneal: bool
     return float(start) * max(0.0, 1.0 - step / max(1, total_steps))
 
 
-def mean_sq_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean over rows of the squared L2 distance between paired rows (2 - 2 cos for unit vectors)."""
-    return (x.float() - y.float()).pow(2).sum(-1).mean()
+def mean_sq_distance(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over rows of the squared L2 distance between paired rows (2 - 2 cos for unit vectors),
+    each row's distance times its weight where weights are given."""
+    d = (x.float() - y.float()).pow(2).sum(-1)
+    return (d if weights is None else d * weights.to(d.device)).mean()
 
 
 def similarity_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -189,6 +194,9 @@ class Distiller:
     tokens: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # flat [P, C], offsets [N + 1]
     pairs: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # source: teacher a, b [N, D]
     anchors: dict[str, tuple[torch.Tensor, ...]] = field(default_factory=dict)  # source: (texts,) or (a, b) [N, D]
+    # source: per side, each text's share of the anchor [N] (1/k for a text k sources have); only
+    # for sources with a shared text, under anchor_shared_texts: once
+    anchor_shares: dict[str, tuple[torch.Tensor, ...]] = field(default_factory=dict)
     fingerprints: dict[str, str] = field(default_factory=dict)  # task: teacher folder hash
     other_weight: float = 0.0  # training.distill_other_texts
     # (source, task, side) -> teacher logits on texts without that task's labels: [N, C] for a
@@ -270,10 +278,14 @@ class Distiller:
         sides = self.anchors[batch["source"]]
         now = [nn.functional.normalize(p.float(), dim=-1) for p in pooled]
         then = [t[index].to(p.device) for p, t in zip(pooled, sides)]
+        shares = [w[index] for w in self.anchor_shares[batch["source"]]] if batch["source"] in self.anchor_shares else None
         if self.anchor_target == "similarities":
             distance = similarity_distance(torch.cat(now), torch.cat(then))
+            if shares is not None:  # a pair of texts weighs the mean of their shares, on average
+                distance = distance * torch.cat(shares).mean().to(distance.device)
         else:
-            distance = sum(mean_sq_distance(s, t) for s, t in zip(now, then)) / len(sides)
+            distance = sum(mean_sq_distance(s, t, None if shares is None else shares[i])
+                           for i, (s, t) in enumerate(zip(now, then))) / len(sides)
         self.last_anchor = distance.detach()
         return self.anchor_weight * distance
 
@@ -325,12 +337,18 @@ def build_distiller(cfg: RunConfig, sources: list[Source], specs: dict[str, Task
         for src in sources:
             distiller.anchors[src.name] = _anchor_targets(model, src, specs, tokenizer, max_length, tr.eval_batch_size, precision)
             texts += len(src.splits["train"]) * (2 if src.pairs else 1)
+        shared = anchor_shares(sources) if tr.anchor_shared_texts == "once" else {}
+        distiller.anchor_shares.update(shared)
     schedule = f"lambda {tr.distill_lambda:g}{' -> 0' if tr.distill_anneal else ', constant'}"
     if tr.distill_other_texts:
         schedule += f"; on the other tasks' texts too, weight {tr.distill_other_texts:g}"
     parts = [f"teachers for {', '.join(tr.distill_teachers)} ({schedule})"] if tr.distill_teachers else []
     if cfg.anchor_weight:
-        parts.append(f"anchor weight {cfg.anchor_weight:g}" + (" on similarities" if tr.anchor_target == "similarities" else ""))
+        anchor = f"anchor weight {cfg.anchor_weight:g}" + (" on similarities" if tr.anchor_target == "similarities" else "")
+        if tr.anchor_shared_texts == "once":
+            n_shared = sum(int((w < 1).sum()) for sides in shared.values() for w in sides)
+            anchor += f", {n_shared:,} texts that several sources share held once" if n_shared else ""
+        parts.append(anchor)
     say(f"distillation: {'; '.join(parts)}; targets for {texts:,} texts cached in {time.time() - started:.1f}s")
     return distiller
 
@@ -441,6 +459,31 @@ def _other_text_targets(distiller: Distiller, teacher: MultiTaskModel, src: Sour
         flat = torch.cat([x for x, _ in table]) if n else torch.empty(0, specs[t].num_labels)
         positions = torch.cat([p for _, p in table]).to(torch.int32) if n else torch.empty(0, dtype=torch.int32)
         distiller.others[(src.name, t, side)] = (flat, positions, torch.cumsum(sizes, 0))
+
+
+def anchor_text(example: Any, side: int) -> str:
+    """The text the anchor holds for one side of an example (a token example's words, space-joined:
+    the same word pieces as its sentence written out)."""
+    if example.pair is not None:
+        return example.pair[side]
+    return example.text if example.words is None else " ".join(example.words)
+
+
+def anchor_shares(sources: list[Source]) -> dict[str, tuple[torch.Tensor, ...]]:
+    """Per source with a text that other training sources also have: per side, each text's share of
+    the anchor, 1 / the number of sources that have it (1 for a text only this source has)."""
+    sides = {src.name: [[anchor_text(ex, side) for ex in src.splits["train"]] for side in range((2 if src.pairs else 1))]
+             for src in sources}
+    owners: dict[str, int] = {}
+    for name, texts in sides.items():
+        for text in set(t for side in texts for t in side):
+            owners[text] = owners.get(text, 0) + 1
+    out: dict[str, tuple[torch.Tensor, ...]] = {}
+    for name, texts in sides.items():
+        counts = [torch.tensor([owners[t] for t in side], dtype=torch.float32) for side in texts]
+        if any(bool((c > 1).any()) for c in counts):
+            out[name] = tuple(1.0 / c for c in counts)
+    return out
 
 
 @torch.inference_mode()
