@@ -115,3 +115,46 @@ def test_an_arm_can_weight_one_task_of_the_kinds_set(tmp_path, monkeypatch):
     weights = {t["name"]: t["weight"] for t in seen["doc"]["tasks"]}
     assert weights["conll2003_types"] == 0.25 and weights["conll2003"] == 1.0
     assert "training.weighting=static" in seen["overrides"]
+
+
+def test_versus_can_compare_every_arm_with_one_baseline_arm():
+    er = _module()
+    base = [_row(42, 0.93, 0.80), _row(1, 0.94, 0.79)]
+    mine = [{**_row(42, 0.95, 0.80), "arm": "once-1-refit"}, {**_row(1, 0.96, 0.79), "arm": "once-1-refit"}]
+    assert er.versus(mine, base) == {}  # no baseline row of the same arm
+    out = er.versus(mine, base, "anchor-1-refit")["once-1-refit"]
+    assert out["seeds"] == [42, 1] and out["test.trec"]["difference"] == pytest.approx(0.02)
+
+
+def test_same_texts_gives_a_derived_task_its_source_tasks_sampled_sentences(tmp_path, monkeypatch):
+    """--same-texts: the derived task reads the rows of its full file whose texts the source task's
+    subset has, each as often as the subset has it, in the full file's order; other tasks are untouched."""
+    import json
+    from types import SimpleNamespace
+
+    import polyhead.io
+
+    er = _module()
+    cache = tmp_path / "cache"
+    full = cache / "datasets" / "conll2003_types"
+    full.mkdir(parents=True)
+    texts = ["EU rejects German call", "Peter Blackburn", "EU rejects German call", "BRUSSELS 1996-08-22", "Not sampled"]
+    for split in ("train", "dev", "test"):
+        (full / f"{split}.jsonl").write_text("".join(json.dumps({"text": t, "labels": [str(i)]}) + "\n" for i, t in enumerate(texts)))
+    monkeypatch.setattr(polyhead.io, "default_cache_dir", lambda: cache)
+    # The source task's subset: CoNLL sentences (one word per line), the repeated one once only.
+    sampled = tmp_path / "ner.conll"
+    sampled.write_text("BRUSSELS B-LOC\n1996-08-22 O\n\nEU B-ORG\nrejects O\nGerman B-MISC\ncall O\n\nPeter B-PER\nBlackburn I-PER\n")
+    trec = SimpleNamespace(name="trec", train="t.jsonl", dev="d.jsonl", test="e.jsonl")
+    tasks = [SimpleNamespace(name="conll2003", train=str(sampled), dev=str(sampled), test=str(sampled)),
+             SimpleNamespace(name="conll2003_types", train="x", dev="x", test="x"), trec]
+    er.align_derived(SimpleNamespace(tasks=tasks), tmp_path / "work")
+    for split in ("train", "dev", "test"):
+        rows = [json.loads(line) for line in open(getattr(tasks[1], split))]
+        assert [r["text"] for r in rows] == ["EU rejects German call", "Peter Blackburn", "BRUSSELS 1996-08-22"]
+        assert [r["labels"] for r in rows] == [["0"], ["1"], ["3"]]  # the full file's own rows
+    assert (trec.train, trec.dev) == ("t.jsonl", "d.jsonl")
+    # Without its source task beside it, a derived task keeps its own sample.
+    alone = [SimpleNamespace(name="conll2003_types", train="x", dev="x", test="x")]
+    er.align_derived(SimpleNamespace(tasks=alone), tmp_path / "work2")
+    assert alone[0].train == "x"

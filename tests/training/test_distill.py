@@ -21,8 +21,8 @@ from polyhead import MultiTaskModel, PolyheadError, TaskSpec, load
 from polyhead.training.batches import BatchStream
 from polyhead.training.build import build_model, make_weighting
 from polyhead.training.config import load_config
-from polyhead.training.data import build_sources
-from polyhead.training.distill import Distiller, build_distiller, check_teacher, soft_cross_entropy, teacher_weight, word_starts
+from polyhead.training.data import Example, Source, build_sources
+from polyhead.training.distill import Distiller, anchor_shares, build_distiller, check_teacher, soft_cross_entropy, teacher_weight, word_starts
 from polyhead.training.loop import Objective, train
 
 from conftest import make_tiny_encoder
@@ -189,6 +189,68 @@ def test_anchor_loss_is_zero_at_the_start_and_grows_with_training(tmp_path):
         total.backward()
         optimizer.step()
     assert all(anchor(b) > 1e-4 for b in batches)
+
+
+def _source(name: str, examples: list) -> Source:
+    return Source(name=name, pairs=examples[0].pair is not None, tasks=[name], columns={}, cfg=None,  # type: ignore[arg-type]
+                  batch_size=4, max_length=32, splits={"train": examples})
+
+
+def test_anchor_shares_divide_each_text_by_the_sources_that_have_it():
+    texts = _source("texts", [Example(0, text="Anna lives in Paris ."), Example(1, text="only here"), Example(2, text="a cat sits")])
+    words = _source("words", [Example(0, words=["Anna", "lives", "in", "Paris", "."]), Example(1, words=["also", "only", "here"])])
+    pairs = _source("pairs", [Example(0, pair=("a cat sits", "a dog runs"), labels={"pairs": 1.0})])
+    alone = _source("alone", [Example(0, text="nobody else")])
+    shares, n_shared = anchor_shares([texts, words, pairs, alone])
+    assert n_shared == 2  # the NER sentence written out, and one side of the pair
+    assert set(shares) == {"texts", "words", "pairs"}  # a source sharing nothing keeps the plain anchor
+    assert shares["texts"][0].tolist() == [0.5, 1.0, 0.5]
+    assert shares["words"][0].tolist() == [0.5, 1.0]
+    assert [side.tolist() for side in shares["pairs"]] == [[0.5], [1.0]]
+    # A text twice in one source is still one source's text.
+    twice = _source("twice", [Example(0, text="x"), Example(1, text="x")])
+    assert anchor_shares([twice, alone]) == ({}, 0)
+
+
+@pytest.mark.parametrize("target", ["vectors", "similarities"])
+def test_a_texts_anchor_term_scales_with_its_share(target):
+    torch.manual_seed(0)
+    start = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    now = start + 0.3 * torch.randn(4, 8)
+    batch = {"source": "s", "index": torch.tensor([0, 1, 2, 3])}
+    plain = Distiller(10, anchor_weight=2.0, anchor_target=target, anchors={"s": (start,)})
+    halved = Distiller(10, anchor_weight=2.0, anchor_target=target, anchors={"s": (start,)},
+                       anchor_shares={"s": (torch.full((4,), 0.5),)})
+    full = plain.anchor_loss(batch, [now])
+    assert full.item() > 0
+    assert halved.anchor_loss(batch, [now]).item() == pytest.approx(0.5 * full.item(), rel=1e-6)
+    if target == "vectors":  # per text: only the shared texts' terms are halved
+        mixed = Distiller(10, anchor_weight=2.0, anchors={"s": (start,)}, anchor_shares={"s": (torch.tensor([0.5, 1.0, 1.0, 1.0]),)})
+        d = (torch.nn.functional.normalize(now, dim=-1) - start).pow(2).sum(-1)
+        assert mixed.anchor_loss(batch, [now]).item() == pytest.approx(2.0 * (0.5 * d[0] + d[1:].sum()).item() / 4, rel=1e-5)
+
+
+def test_once_holds_the_texts_two_tasks_share_once_and_says_so(tmp_path):
+    # A sentence-level task on the NER sentences (written out), as entity types derived from NER labels are.
+    rows = [{"text": " ".join(words), "label": "loc" if "B-LOC" in tags else "none"} for _ in range(4) for words, tags in NER_WORDS]
+    types = tmp_path / "types.jsonl"
+    types.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    path = _config_file(tmp_path, ["topic", "ner"])
+    data = yaml.safe_load(path.read_text())
+    data["tasks"].append({"name": "types", "kind": "classification", "train": str(types)})
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    for mode in ("once", "per_source"):
+        cfg = load_config(path, ["training.anchor_weight=1.0", f"training.anchor_shared_texts={mode}"])
+        sources, specs = build_sources(cfg)
+        model = build_model(cfg, specs, "cpu")
+        said: list[str] = []
+        distiller = build_distiller(cfg, sources, specs, model, total_steps=10, say=said.append)
+        if mode == "once":
+            assert set(distiller.anchor_shares) == {"ner", "types"}
+            assert all(bool((w == 0.5).all()) for sides in distiller.anchor_shares.values() for w in sides)
+            assert "anchor weight 1, each of the 4 texts that several sources share held once" in said[0]
+        else:
+            assert distiller.anchor_shares == {} and "share" not in said[0]
 
 
 # -- end to end ---------------------------------------------------------------------------------

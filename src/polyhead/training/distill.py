@@ -337,7 +337,7 @@ def build_distiller(cfg: RunConfig, sources: list[Source], specs: dict[str, Task
         for src in sources:
             distiller.anchors[src.name] = _anchor_targets(model, src, specs, tokenizer, max_length, tr.eval_batch_size, precision)
             texts += len(src.splits["train"]) * (2 if src.pairs else 1)
-        shared = anchor_shares(sources) if tr.anchor_shared_texts == "once" else {}
+        shared, n_shared = anchor_shares(sources) if tr.anchor_shared_texts == "once" else ({}, 0)
         distiller.anchor_shares.update(shared)
     schedule = f"lambda {tr.distill_lambda:g}{' -> 0' if tr.distill_anneal else ', constant'}"
     if tr.distill_other_texts:
@@ -345,9 +345,8 @@ def build_distiller(cfg: RunConfig, sources: list[Source], specs: dict[str, Task
     parts = [f"teachers for {', '.join(tr.distill_teachers)} ({schedule})"] if tr.distill_teachers else []
     if cfg.anchor_weight:
         anchor = f"anchor weight {cfg.anchor_weight:g}" + (" on similarities" if tr.anchor_target == "similarities" else "")
-        if tr.anchor_shared_texts == "once":
-            n_shared = sum(int((w < 1).sum()) for sides in shared.values() for w in sides)
-            anchor += f", {n_shared:,} texts that several sources share held once" if n_shared else ""
+        if n_shared:
+            anchor += f", each of the {n_shared:,} texts that several sources share held once"
         parts.append(anchor)
     say(f"distillation: {'; '.join(parts)}; targets for {texts:,} texts cached in {time.time() - started:.1f}s")
     return distiller
@@ -469,9 +468,10 @@ def anchor_text(example: Any, side: int) -> str:
     return example.text if example.words is None else " ".join(example.words)
 
 
-def anchor_shares(sources: list[Source]) -> dict[str, tuple[torch.Tensor, ...]]:
+def anchor_shares(sources: list[Source]) -> tuple[dict[str, tuple[torch.Tensor, ...]], int]:
     """Per source with a text that other training sources also have: per side, each text's share of
-    the anchor, 1 / the number of sources that have it (1 for a text only this source has)."""
+    the anchor, 1 / the number of sources that have it (1 for a text only this source has); and how
+    many distinct texts are shared."""
     sides = {src.name: [[anchor_text(ex, side) for ex in src.splits["train"]] for side in range((2 if src.pairs else 1))]
              for src in sources}
     owners: dict[str, int] = {}
@@ -483,7 +483,7 @@ def anchor_shares(sources: list[Source]) -> dict[str, tuple[torch.Tensor, ...]]:
         counts = [torch.tensor([owners[t] for t in side], dtype=torch.float32) for side in texts]
         if any(bool((c > 1).any()) for c in counts):
             out[name] = tuple(1.0 / c for c in counts)
-    return out
+    return out, sum(1 for n in owners.values() if n > 1)
 
 
 @torch.inference_mode()
