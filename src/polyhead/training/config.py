@@ -280,10 +280,11 @@ class TrainingConfig(Checked):
     # similarities (only the cosines between a batch's texts do: the space may rotate and move as
     # long as its neighbourhoods stay).
     anchor_target: str = opt("vectors", choices=ANCHOR_TARGETS)
-    # A text that several training sources share (one file labelled for two tasks, e.g. entity types
-    # derived from an NER file): once = its anchor term is divided by the number of sources that have
-    # it, so it is held as much as a text only one source has; per_source = each source holds its own copy.
-    anchor_shared_texts: str = opt("per_source", choices=ANCHOR_SHARED)
+    # A text that several training sources share (the same sentences labelled for two tasks in two
+    # files, e.g. entity types derived from an NER file): once = its anchor term is divided by the
+    # number of sources that have it, so it is held as much as a text one source has (as one file
+    # labelling both tasks would hold it); per_source = each source holds its own copy.
+    anchor_shared_texts: str = opt("once", choices=ANCHOR_SHARED)
     # Frozen encoder (freeze.encoder): each split is encoded once and the heads fit on the cached
     # features (docs/training.md, "Frozen encoder"). auto: L-BFGS for linear heads, AdamW with early
     # stopping for heads with a hidden layer; loop: the per-batch loop through the encoder.
