@@ -22,7 +22,8 @@ from polyhead.training.batches import BatchStream
 from polyhead.training.build import build_model, make_weighting
 from polyhead.training.config import load_config
 from polyhead.training.data import Example, Source, build_sources
-from polyhead.training.distill import Distiller, anchor_shares, build_distiller, check_teacher, soft_cross_entropy, teacher_weight, word_starts
+from polyhead.training.anchor import anchor_shares
+from polyhead.training.distill import Distiller, build_distiller, check_teacher, soft_cross_entropy, teacher_weight, word_starts
 from polyhead.training.loop import Objective, train
 
 from conftest import make_tiny_encoder

@@ -59,6 +59,7 @@ from ..kinds.tagging import first_subtokens, split_words
 from ..modeling.model import CONFIG_FILE, MultiTaskModel, load
 from ..modeling.tasks import TaskSpec
 from .config import RunConfig
+from .anchor import anchor_shares
 from .data import Source, collated_batches
 from .evaluation import to_device
 
@@ -458,32 +459,6 @@ def _other_text_targets(distiller: Distiller, teacher: MultiTaskModel, src: Sour
         flat = torch.cat([x for x, _ in table]) if n else torch.empty(0, specs[t].num_labels)
         positions = torch.cat([p for _, p in table]).to(torch.int32) if n else torch.empty(0, dtype=torch.int32)
         distiller.others[(src.name, t, side)] = (flat, positions, torch.cumsum(sizes, 0))
-
-
-def anchor_text(example: Any, side: int) -> str:
-    """The text the anchor holds for one side of an example (a token example's words, space-joined:
-    the same word pieces as its sentence written out)."""
-    if example.pair is not None:
-        return example.pair[side]
-    return example.text if example.words is None else " ".join(example.words)
-
-
-def anchor_shares(sources: list[Source]) -> tuple[dict[str, tuple[torch.Tensor, ...]], int]:
-    """Per source with a text that other training sources also have: per side, each text's share of
-    the anchor, 1 / the number of sources that have it (1 for a text only this source has); and how
-    many distinct texts are shared."""
-    sides = {src.name: [[anchor_text(ex, side) for ex in src.splits["train"]] for side in range((2 if src.pairs else 1))]
-             for src in sources}
-    owners: dict[str, int] = {}
-    for name, texts in sides.items():
-        for text in set(t for side in texts for t in side):
-            owners[text] = owners.get(text, 0) + 1
-    out: dict[str, tuple[torch.Tensor, ...]] = {}
-    for name, texts in sides.items():
-        counts = [torch.tensor([owners[t] for t in side], dtype=torch.float32) for side in texts]
-        if any(bool((c > 1).any()) for c in counts):
-            out[name] = tuple(1.0 / c for c in counts)
-    return out, sum(1 for n in owners.values() if n > 1)
 
 
 @torch.inference_mode()
