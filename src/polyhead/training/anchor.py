@@ -12,11 +12,12 @@ from .data import Example, Source
 
 
 def anchor_text(example: Example, side: int) -> str:
-    """The text the anchor holds for one side of an example (a token example's words, space-joined:
-    the same word pieces as its sentence written out)."""
+    """The key that names one side of an example's text for sharing: the text without its
+    whitespace, so a sentence written out ("Hi, Anna") and the same sentence as a token task's words
+    (["Hi", ",", "Anna"]) are one text."""
     if example.pair is not None:
-        return example.pair[side]
-    return example.text if example.words is None else " ".join(example.words)
+        return "".join(example.pair[side].split())
+    return "".join(example.text.split() if example.words is None else example.words)
 
 
 def anchor_shares(sources: list[Source]) -> tuple[dict[str, tuple[torch.Tensor, ...]], int]:

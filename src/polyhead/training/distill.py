@@ -347,7 +347,7 @@ def build_distiller(cfg: RunConfig, sources: list[Source], specs: dict[str, Task
     if cfg.anchor_weight:
         anchor = f"anchor weight {cfg.anchor_weight:g}" + (" on similarities" if tr.anchor_target == "similarities" else "")
         if n_shared:
-            anchor += f", each of the {n_shared:,} texts that several sources share held once"
+            anchor += f", {n_shared:,} text{'s' if n_shared > 1 else ''} that several sources share held once"
         parts.append(anchor)
     say(f"distillation: {'; '.join(parts)}; targets for {texts:,} texts cached in {time.time() - started:.1f}s")
     return distiller
