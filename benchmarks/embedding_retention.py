@@ -68,7 +68,8 @@ TASK_WEIGHTS: dict[str, dict[str, float]] = {"types-0.25-refit": {"conll2003_typ
 # anchor-1-refit holds a text that several sources share once per source (per_source, as every
 # committed kinds-set run did); once-1-refit holds it once in all (the default). Where no text is
 # shared (the example and benchmark sets) the two train exactly alike.
-ARMS["once-1-refit"] = [*ARMS["anchor-1-refit"][:-1], "training.anchor_shared_texts=once"]
+ARMS["once-1-refit"] = ["training.anchor_weight=1.0", "training.weighting=equal", "training.refit_heads=true",
+                        "training.anchor_shared_texts=once"]
 # The benchmark set: the three per-text tasks (no similarity task, which would train the embedding
 # directly), on a seeded subset so that three seeds of every arm fit in a CPU session.
 BENCHMARK_SUBSET = dict(train_fraction=0.15, dev_cap=500, test_cap=1000, epochs=2)
@@ -145,12 +146,10 @@ def run_config(task_set: str, arm: str, seed: int, work: Path, without: tuple[st
 
 def subset_texts(path: Path) -> Counter[str]:
     """The texts of a subset file, counted: JSON lines' "text", or a CoNLL sentence's words joined by spaces."""
-    from polyhead.bench.subset import _units
+    from polyhead.training.data import detect_format, read_records
 
-    units, _ = _units(path)
-    if path.suffix == ".conll":
-        return Counter(" ".join(line.split()[0] for line in u.splitlines() if line.strip()) for u in units)
-    return Counter(json.loads(u)["text"] for u in units)
+    records = (rec for _, rec in read_records(path, detect_format(path, None)))
+    return Counter(" ".join(rec["tokens"]) if "tokens" in rec else rec["text"] for rec in records)
 
 
 def align_derived(cfg: Any, work: Path) -> None:
@@ -166,10 +165,10 @@ def align_derived(cfg: Any, work: Path) -> None:
             keep = subset_texts(Path(getattr(tasks[parent], split)))
             full = default_cache_dir() / "datasets" / child / f"{split}.jsonl"
             rows = []
-            for line in full.read_text(encoding="utf-8").splitlines():
-                text = json.loads(line)["text"] if line.strip() else None
-                if keep.get(text, 0) > 0:  # type: ignore[arg-type]
-                    keep[text] -= 1  # type: ignore[index]
+            for line in filter(str.strip, full.read_text(encoding="utf-8").splitlines()):
+                text = json.loads(line)["text"]
+                if keep[text] > 0:
+                    keep[text] -= 1
                     rows.append(line)
             dst = work / "same-texts" / child / f"{split}.jsonl"
             dst.parent.mkdir(parents=True, exist_ok=True)
